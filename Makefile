@@ -1,0 +1,34 @@
+# The README's quick start: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/pressmon.yaml
+
+.PHONY: setup run demo check test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,ner]'
+	touch $@
+
+run: setup
+	$(BIN)/pressmon run --config $(CONFIG)
+
+demo: setup
+	$(BIN)/pressmon demo
+
+check: setup
+	$(BIN)/pressmon check --config $(CONFIG)
+
+test: setup
+	$(BIN)/ruff check monitor tests bench migrations
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check monitor tests bench migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

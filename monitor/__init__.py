@@ -1,0 +1,3 @@
+"""pressmon: a press-monitoring alert daemon."""
+
+__version__ = "0.1.0"

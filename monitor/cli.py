@@ -1,0 +1,249 @@
+"""The command surface (SPEC §7). Parsing arguments and printing only; the work lives elsewhere.
+
+Exit codes: 0 ok, 1 user error (bad config, bad query), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="PATH",
+                        help="config file (default: $PRESSMON_CONFIG or config/pressmon.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pressmon",
+        description="Press-monitoring daemon: polls news feeds, matches watch rules, "
+                    "stores hits and sends alerts.")
+    parser.add_argument("--version", action="version", version=f"pressmon {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="log verbosity on stderr (default INFO)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the daemon")
+    _add_config(run)
+    run.add_argument("--once", action="store_true",
+                     help="poll every feed once, deliver what is due, and exit")
+
+    check = commands.add_parser("check", help="validate the config and rules; exit 1 on any error")
+    _add_config(check)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply database migrations")
+    _add_config(upgrade)
+
+    feeds = commands.add_parser("feeds", help="feeds and their health")
+    feeds_commands = feeds.add_subparsers(dest="feeds_command", metavar="ACTION")
+    feeds_list = feeds_commands.add_parser("list", help="list feeds (the default)")
+    for p in (feeds, feeds_list):
+        _add_config(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    hits = commands.add_parser("hits", help="recent hits")
+    _add_config(hits)
+    hits.add_argument("--rule", help="only this rule id")
+    hits.add_argument("--since", default="1d", help="how far back (default 1d)")
+    hits.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    hits.add_argument("--json", action="store_true", help="print JSON")
+
+    alerts = commands.add_parser("alerts", help="the alert outbox")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", metavar="ACTION")
+    alerts_list = alerts_commands.add_parser("list", help="list deliveries (the default)")
+    for p in (alerts, alerts_list):
+        _add_config(p)
+        p.add_argument("--status", choices=["pending", "sent", "failed"], help="only this status")
+        p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+    retry = alerts_commands.add_parser("retry", help="requeue failed deliveries")
+    _add_config(retry)
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
+    retry.add_argument("--all-failed", action="store_true", help="requeue every failed delivery")
+
+    demo = commands.add_parser("demo", help="a self-contained tour on bundled sample feeds")
+    demo.add_argument("--once", action="store_true", help="one poll, print the alerts, exit")
+    demo.add_argument("--port", type=int, default=0, help="port for the sample feed server")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from monitor import logs
+
+    args = build_parser().parse_args(argv)
+    logs.setup(args.log_level)
+    handler = {
+        "run": cmd_run, "check": cmd_check, "db": cmd_db, "feeds": cmd_feeds, "hits": cmd_hits,
+        "alerts": cmd_alerts, "demo": cmd_demo,
+    }[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _settings(args: argparse.Namespace) -> Any:
+    from monitor.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} error(s); see `pressmon check`", file=sys.stderr)
+        raise SystemExit(EXIT_USER) from None
+
+
+def _database(args: argparse.Namespace) -> Any:
+    from monitor.store.db import Database
+
+    db = Database(_settings(args).database_url)
+    db.upgrade()
+    return db
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+# --------------------------------------------------------------------------- commands
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.service.daemon import Daemon
+
+    daemon = Daemon(_settings(args))
+    return asyncio.run(daemon.run_once() if args.once else daemon.run())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.config import ConfigError, default_config_path, load_settings
+
+    path = args.config or default_config_path()
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}")
+        print(f"{path}: {len(exc.problems)} error(s)")
+        return EXIT_USER
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
+    print(f"{path}: OK — {len(settings.feeds)} feeds, {len(settings.rules)} rules, "
+          f"{len(settings.entities)} entities, {len(settings.channels)} channels")
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from monitor.store.db import current_revision, redact_url
+
+    db = _database(args)
+    print(f"{redact_url(db.url)}: at revision {current_revision(db.engine)}")
+    db.dispose()
+    return EXIT_OK
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from monitor.store import queries
+
+    db = _database(args)
+    feeds = db.call(queries.list_feeds)
+    db.dispose()
+    if args.json:
+        print(json.dumps([{
+            "id": f.id, "url": f.url, "name": f.name, "active": f.active, "status": f.status,
+            "last_success_at": f.last_success_at and f.last_success_at.isoformat(),
+            "last_error": f.last_error,
+            "next_poll_at": f.next_poll_at and f.next_poll_at.isoformat(),
+            "consecutive_failures": f.consecutive_failures} for f in feeds], indent=2))
+        return EXIT_OK
+    rows = [[f.id, f.status if f.active else "removed", _when(f.last_success_at),
+             _when(f.next_poll_at), (f.last_error or "")[:60]] for f in feeds]
+    print(_table(rows, ["ID", "STATUS", "LAST SUCCESS", "NEXT POLL", "LAST ERROR"]))
+    return EXIT_OK
+
+
+def cmd_hits(args: argparse.Namespace) -> int:
+    from monitor.store import queries
+    from monitor.units import parse_duration
+
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as exc:
+        print(f"error: --since: {exc}", file=sys.stderr)
+        return EXIT_USER
+    db = _database(args)
+    rows = db.call(queries.recent_hits, since=since, rule_id=args.rule, limit=args.limit)
+    db.dispose()
+    if args.json:
+        print(json.dumps([{
+            "id": hit.id, "rule": hit.rule_id, "score": hit.score, "alerted": hit.alerted,
+            "created_at": hit.created_at.isoformat(), "matches": hit.matches,
+            "snippet": hit.snippet,
+            "article": {"id": article.id, "feed": article.feed_id, "title": article.title,
+                        "url": article.url}} for hit, article in rows], indent=2,
+            ensure_ascii=False))
+        return EXIT_OK
+    table = [[_when(hit.created_at), hit.rule_id, f"{hit.score:g}", article.feed_id,
+              article.title[:70]] for hit, article in rows]
+    print(_table(table, ["WHEN", "RULE", "SCORE", "FEED", "TITLE"]))
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from monitor.store import queries
+
+    if args.alerts_command == "retry":
+        if not args.ids and not args.all_failed:
+            print("error: give delivery ids or --all-failed", file=sys.stderr)
+            return EXIT_USAGE
+        db = _database(args)
+        count = db.call(queries.retry_deliveries, datetime.now(UTC), ids=args.ids,
+                        all_failed=args.all_failed)
+        db.dispose()
+        print(f"requeued {count} deliveries")
+        return EXIT_OK
+    db = _database(args)
+    rows = db.call(queries.list_deliveries, status=args.status, limit=args.limit)
+    db.dispose()
+    if args.json:
+        print(json.dumps([{
+            "id": d.id, "alert_id": d.alert_id, "channel": d.channel, "status": d.status,
+            "attempts": d.attempts, "last_error": d.last_error, "rule": a.rule_id,
+            "created_at": d.created_at.isoformat(),
+            "sent_at": d.sent_at and d.sent_at.isoformat()} for d, a in rows], indent=2))
+        return EXIT_OK
+    table = [[str(d.id), d.status, d.channel, a.rule_id or a.kind, str(d.attempts),
+              _when(d.sent_at or d.next_attempt_at), (d.last_error or "")[:50]] for d, a in rows]
+    print(_table(table, ["ID", "STATUS", "CHANNEL", "RULE", "ATTEMPTS", "WHEN", "LAST ERROR"]))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(once=args.once, port=args.port)

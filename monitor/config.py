@@ -1,0 +1,444 @@
+"""Configuration: the schema of ``pressmon.yaml`` and rules files, loading and validation.
+
+Every problem is reported with file, line and key (SPEC §3); loading collects all of
+them before failing so that ``pressmon check`` can print the whole list at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import glob
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+
+from monitor.match import EntitySpec, Matcher, RuleSpec
+from monitor.notify.webhook import decode_secret
+from monitor.units import parse_duration, parse_rate, parse_size
+from monitor.yamlsource import Problem, Source, interpolate, load_source
+
+DEFAULT_CONFIG = Path("config/pressmon.yaml")
+CONFIG_ENV = "PRESSMON_CONFIG"
+DATABASE_ENV = "PRESSMON_DATABASE_URL"
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+Rate = Annotated[tuple[int, timedelta], BeforeValidator(parse_rate)]
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- pressmon.yaml
+
+class PollSettings(_Strict):
+    interval: Duration = timedelta(minutes=10)
+    min_interval: Duration = timedelta(minutes=2)
+    max_interval: Duration = timedelta(hours=6)
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] = 50
+    per_host: Annotated[int, Field(ge=1, le=1_000)] = 4
+    timeout: Duration = timedelta(seconds=20)
+    max_body: ByteSize = 15 * 1024 * 1024
+    max_article_age: Duration = timedelta(hours=48)
+    allow_private_networks: bool = False
+
+
+class ServerSettings(_Strict):
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None
+
+
+class FeedConfig(_Strict):
+    id: Identifier
+    url: HttpUrl
+    name: str | None = None
+    interval: Duration | None = None
+    tags: list[str] = []
+    fulltext: bool = False
+
+
+class OpmlImport(_Strict):
+    opml: str
+
+
+def _feed_kind(value: Any) -> str:
+    return "opml" if isinstance(value, dict) and "opml" in value else "feed"
+
+
+FeedEntry = Annotated[
+    Annotated[FeedConfig, Tag("feed")] | Annotated[OpmlImport, Tag("opml")],
+    Discriminator(_feed_kind),
+]
+
+
+class Delivery(_Strict):
+    """Retry policy shared by every channel type."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    max_age: Duration = timedelta(hours=24)
+    timeout: Duration = timedelta(seconds=15)
+
+
+class ConsoleChannel(Delivery):
+    type: Literal["console"]
+
+
+class WebhookChannel(Delivery):
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: str | None = None
+    headers: dict[str, str] = {}
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: str | None) -> str | None:
+        if value:
+            decode_secret(value)
+        return value
+
+
+ChannelConfig = Annotated[ConsoleChannel | WebhookChannel, Field(discriminator="type")]
+
+
+class RetentionSettings(_Strict):
+    articles: Duration = timedelta(days=90)
+
+
+class HealthSettings(_Strict):
+    notify: list[str] = []
+    failing_for: Duration = timedelta(hours=1)
+    silent_for: Duration = timedelta(days=2)
+
+
+class DefaultSettings(_Strict):
+    notify: list[str] = ["console"]
+
+
+class ConfigFile(_Strict):
+    database: str = "sqlite:///data/pressmon.db"
+    poll: PollSettings = PollSettings()
+    server: ServerSettings = ServerSettings()
+    feeds: list[FeedEntry] = []
+    rules: list[str] = ["rules/*.yaml"]
+    channels: dict[Identifier, ChannelConfig] = {"console": ConsoleChannel(type="console")}
+    retention: RetentionSettings = RetentionSettings()
+    health: HealthSettings = HealthSettings()
+    defaults: DefaultSettings = DefaultSettings()
+
+
+# --------------------------------------------------------------------------- rules files
+
+class EntityConfig(_Strict):
+    type: str | None = None
+    aliases: Annotated[list[str], Field(min_length=1)]
+    not_: list[str] = Field(default=[], alias="not")
+    verify: Literal["ner"] | None = None
+
+
+class RuleConfig(_Strict):
+    id: Identifier
+    name: str | None = None
+    query: str
+    exclude: str | None = None
+    feeds: list[str] = []
+    tags: list[str] = []
+    languages: list[str] = []
+    notify: list[str] | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+    throttle: Rate | None = None
+    enabled: bool = True
+
+
+class RulesFile(_Strict):
+    entities: dict[Identifier, EntityConfig] = {}
+    rules: list[RuleConfig] = []
+
+
+# --------------------------------------------------------------------------- loaded result
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule, with where it was defined and where its alerts go."""
+
+    config: RuleConfig
+    file: Path
+    notify: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.config.id
+
+    def spec(self) -> RuleSpec:
+        c = self.config
+        return RuleSpec(id=c.id, query=c.query, exclude=c.exclude, feeds=tuple(c.feeds),
+                        languages=tuple(c.languages), enabled=c.enabled)
+
+
+@dataclass
+class Settings:
+    """Everything the daemon needs, validated."""
+
+    path: Path
+    file: ConfigFile
+    database_url: str
+    feeds: list[FeedConfig]
+    rules: list[Rule]
+    entities: dict[str, EntitySpec]
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def poll(self) -> PollSettings:
+        return self.file.poll
+
+    @property
+    def channels(self) -> dict[str, ConsoleChannel | WebhookChannel]:
+        return self.file.channels
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def matcher(self) -> Matcher:
+        return Matcher([r.spec() for r in self.rules], self.entities)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+def _known_keys() -> set[str]:
+    models: tuple[type[BaseModel], ...] = (
+        PollSettings, ServerSettings, FeedConfig, OpmlImport, ConsoleChannel, WebhookChannel,
+        RetentionSettings, HealthSettings, DefaultSettings, ConfigFile, EntityConfig, RuleConfig,
+        RulesFile)
+    return {f.alias or name for m in models for name, f in m.model_fields.items()}
+
+
+_ALL_KEYS = _known_keys()
+
+
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Map a pydantic error location onto real keys, dropping union tags and the like."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in _ALL_KEYS | {"not"}:
+            continue  # a discriminator tag or a validator name, not a key
+        else:
+            path.append(part)  # a missing key: report it under its parent's line
+            node = None
+    return tuple(path)
+
+
+def _message(error: Any, key: str | int | None) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(key), sorted(_ALL_KEYS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown key '{key}'{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return "'type' is required"
+    message: str = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _validate(model: type[BaseModel], source: Source) -> tuple[Any, list[Problem]]:
+    try:
+        return model.model_validate(source.data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = _data_path(source.data, tuple(error["loc"]))
+            if error["type"] == "union_tag_invalid":
+                path = (*path, "type")
+            key = path[-1] if path else None
+            problems.append(source.problem(path, _message(error, key)))
+        return None, problems
+
+
+def _load_rules_files(config_file: Path, patterns: list[str], main: Source) -> tuple[
+        list[tuple[Source, RulesFile]], list[Problem]]:
+    base = config_file.parent
+    loaded: list[tuple[Source, RulesFile]] = []
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for index, pattern in enumerate(patterns):
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+        if not matches:
+            problems.append(main.problem(("rules", index), f"no rules file matches {pattern!r}"))
+        for name in matches:
+            path = Path(name)
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            source, errs = load_source(path)
+            problems += errs
+            if source is None:
+                continue
+            problems += interpolate(source)
+            rules_file, errs = _validate(RulesFile, source)
+            problems += errs
+            if rules_file is not None:
+                loaded.append((source, rules_file))
+    return loaded, problems
+
+
+def _salvage(data: Any) -> ConfigFile:
+    """The parts of an invalid config that rules validation needs: rule globs, channel names."""
+    data = data if isinstance(data, dict) else {}
+    rules = data.get("rules")
+    channels = data.get("channels")
+    return ConfigFile.model_construct(
+        rules=rules if isinstance(rules, list) and all(isinstance(r, str) for r in rules)
+        else ["rules/*.yaml"],
+        channels=dict.fromkeys(channels) if isinstance(channels, dict)
+        else {"console": ConsoleChannel(type="console")},
+        feeds=[], defaults=DefaultSettings.model_construct(notify=[]),
+        health=HealthSettings.model_construct(notify=[]))
+
+
+def load_settings(path: Path | str | None = None, *, check_queries: bool = True) -> Settings:
+    """Load and validate the config and every rules file it includes.
+
+    Raises ConfigError listing every problem found.
+    """
+    config_path = Path(path) if path is not None else default_config_path()
+    main, problems = load_source(config_path)
+    if main is None:
+        raise ConfigError(problems)
+    problems += interpolate(main)
+    config, errs = _validate(ConfigFile, main)
+    problems += errs
+    if config is None:
+        # Keep going with what can be read, so one run reports the rules files' errors too.
+        config = _salvage(main.data)
+    warnings: list[Problem] = []
+
+    feeds = [f for f in config.feeds if isinstance(f, FeedConfig)]
+    for index, entry in enumerate(config.feeds):
+        if isinstance(entry, OpmlImport):
+            warnings.append(main.problem(("feeds", index, "opml"),
+                                         "OPML import is not supported yet; entry ignored"))
+        elif entry.fulltext:
+            warnings.append(main.problem(("feeds", index, "fulltext"),
+                                         "full-text extraction is not supported yet; ignored"))
+    seen_feeds: dict[str, int] = {}
+    for index, entry in enumerate(config.feeds):
+        if isinstance(entry, FeedConfig):
+            if entry.id in seen_feeds:
+                problems.append(main.problem(
+                    ("feeds", index, "id"),
+                    f"duplicate feed id {entry.id!r} (also feeds[{seen_feeds[entry.id]}])"))
+            seen_feeds[entry.id] = index
+
+    channel_names = set(config.channels)
+
+    def check_channels(source: Source, path: tuple[str | int, ...], names: list[str]) -> None:
+        for i, name in enumerate(names):
+            if name not in channel_names:
+                known = ", ".join(sorted(channel_names)) or "none"
+                problems.append(source.problem((*path, i),
+                                               f"unknown channel {name!r} (channels: {known})"))
+
+    check_channels(main, ("defaults", "notify"), config.defaults.notify)
+    check_channels(main, ("health", "notify"), config.health.notify)
+
+    rules_files, errs = _load_rules_files(config_path, config.rules, main)
+    problems += errs
+
+    entities: dict[str, EntitySpec] = {}
+    entity_files: dict[str, Path] = {}
+    rules: list[Rule] = []
+    rule_sources: dict[str, tuple[Source, int]] = {}
+    for source, rules_file in rules_files:
+        for entity_id, entity in rules_file.entities.items():
+            if entity_id in entities:
+                problems.append(source.problem(
+                    ("entities", entity_id),
+                    f"entity {entity_id!r} is already defined in {entity_files[entity_id]}"))
+                continue
+            entities[entity_id] = EntitySpec(id=entity_id, aliases=tuple(entity.aliases),
+                                             not_names=tuple(entity.not_), type=entity.type)
+            entity_files[entity_id] = source.file
+            if entity.verify == "ner":
+                warnings.append(source.problem(("entities", entity_id, "verify"),
+                                               "NER verification is not supported yet; ignored"))
+        for index, rule in enumerate(rules_file.rules):
+            if rule.id in rule_sources:
+                other, other_index = rule_sources[rule.id]
+                problems.append(source.problem(
+                    ("rules", index, "id"),
+                    f"duplicate rule id {rule.id!r} (also {other.file}, rules[{other_index}])"))
+                continue
+            rule_sources[rule.id] = (source, index)
+            if rule.notify is not None:
+                check_channels(source, ("rules", index, "notify"), rule.notify)
+            for i, pattern in enumerate(rule.feeds):
+                if not any(fnmatch.fnmatchcase(f.id, pattern) for f in feeds):
+                    warnings.append(source.problem(("rules", index, "feeds", i),
+                                                   f"{pattern!r} matches no configured feed"))
+            if rule.throttle is not None:
+                warnings.append(source.problem(("rules", index, "throttle"),
+                                               "throttle is not enforced yet; ignored"))
+            notify = tuple(rule.notify if rule.notify is not None else config.defaults.notify)
+            rules.append(Rule(config=rule, file=source.file, notify=notify))
+
+    if check_queries:
+        for error in Matcher.check([r.spec() for r in rules], entities):
+            source, index = rule_sources[error.rule_id]
+            problems.append(source.problem(("rules", index, error.key),
+                                           f"column {error.column}: {error.message}"))
+
+    if problems:
+        raise ConfigError(problems)
+    database_url = os.environ.get(DATABASE_ENV) or config.database
+    return Settings(path=config_path, file=config, database_url=database_url, feeds=feeds,
+                    rules=rules, entities=entities, warnings=warnings)

@@ -1,0 +1,146 @@
+"""Text folding and tokenisation shared by queries, entity aliases and documents.
+
+Queries, aliases and article text all go through the same two functions, so
+whatever `fold` does to one side it does to the other; matching is then plain
+equality of folded tokens.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import NamedTuple
+
+__all__ = ["Token", "fold", "fold_token", "tokenize"]
+
+
+def _mark_class() -> str:
+    # Python's \w does not include combining marks, so a decomposed "ğ"
+    # (g + U+0306) or a Devanagari vowel sign would otherwise split a word in
+    # two. Marks only occur below U+20000 and in the variation-selector
+    # supplement, so scanning those ranges is enough and keeps import cheap.
+    codepoints = [
+        c
+        for block in (range(0x20000), range(0xE0100, 0xE01F0))
+        for c in block
+        if unicodedata.category(chr(c)).startswith("M")
+    ]
+    ranges: list[str] = []
+    start = prev = codepoints[0]
+    for c in codepoints[1:] + [-2]:
+        if c == prev + 1:
+            prev = c
+            continue
+        lo, hi = re.escape(chr(start)), re.escape(chr(prev))
+        ranges.append(lo if start == prev else f"{lo}-{hi}")
+        start = prev = c
+    return "".join(ranges)
+
+
+_MARKS = _mark_class()
+# Soft hyphen and zero-width (non-)joiners sit inside words in real text
+# (hyphenation hints, Persian/Indic orthography); they must not split a token.
+_INVISIBLE_IN_WORD = "\u00ad\u200c\u200d"
+# Letters, digits and marks; underscore and the modifier-letter apostrophes
+# (ʻ ʼ are category Lm, hence \w) are excluded so they separate tokens like
+# the straight and curly apostrophes do.
+_TOKEN_CHAR = rf"[^\W_\u02bb\u02bc]|[{_MARKS}{_INVISIBLE_IN_WORD}]"
+_TOKEN_RE = re.compile(rf"(?:{_TOKEN_CHAR})+")
+_NON_TOKEN_RE = re.compile(rf"(?:(?!{_TOKEN_CHAR}).)+", re.DOTALL)
+
+# Applied before casefold: the Turkic dotless/dotted i pair would otherwise
+# fold to two different letters ("ı" stays "ı", "İ" becomes "i̇"), and "ə" is
+# romanised as "a" in the press (Əliyev -> Aliyev, Heydər -> Heydar).
+_PRE_CASEFOLD = str.maketrans({"İ": "i", "ı": "i", "Ə": "a", "ə": "a", "Ǝ": "a", "ǝ": "a"})
+# Letters that carry their "accent" in the base glyph rather than as a
+# combining mark, so NFD cannot strip it.
+_POST_STRIP = str.maketrans(
+    {
+        "ø": "o",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "ħ": "h",
+        "ŀ": "l",
+        "ŧ": "t",
+        "æ": "ae",
+        "œ": "oe",
+        "þ": "th",
+        "\u00ad": None,
+        "\u200c": None,
+        "\u200d": None,
+    }
+)
+
+
+def _accent_table() -> dict[int, None]:
+    # Only marks that are optional accents are removed: the generic
+    # combining diacritics (Latin, Greek, Cyrillic after NFD), Hebrew points
+    # and Arabic harakat. Marks of other scripts (Indic viramas and vowel
+    # signs, Thai tone marks, ...) spell different words and are kept.
+    blocks = (
+        (0x0300, 0x036F),
+        (0x0483, 0x0489),
+        (0x0591, 0x05C7),
+        (0x0610, 0x061A),
+        (0x064B, 0x065F),
+        (0x0670, 0x0670),
+        (0x06D6, 0x06ED),
+        (0x1AB0, 0x1AFF),
+        (0x1DC0, 0x1DFF),
+        (0x20D0, 0x20FF),
+        (0xFE20, 0xFE2F),
+    )
+    return {
+        c: None
+        for lo, hi in blocks
+        for c in range(lo, hi + 1)
+        if unicodedata.category(chr(c)) in ("Mn", "Me")
+    }
+
+
+_ACCENTS = _accent_table()
+
+
+class Token(NamedTuple):
+    folded: str
+    start: int
+    end: int
+
+
+def fold(s: str) -> str:
+    """Case- and accent-insensitive key for `s` (Turkic i, ə and ß aware)."""
+    s = unicodedata.normalize("NFKC", s).translate(_PRE_CASEFOLD).casefold()
+    s = unicodedata.normalize("NFD", s).translate(_ACCENTS).translate(_POST_STRIP)
+    return unicodedata.normalize("NFC", s)
+
+
+@lru_cache(maxsize=1 << 16)
+def fold_token(raw: str) -> str:
+    """Fold one raw token; the result re-tokenises to exactly itself (or is empty).
+
+    NFKC can turn a letter into punctuation-bearing text ("½" -> "1⁄2",
+    "ŉ" -> "ʼn"); those characters are dropped so that a folded key can be
+    printed back into a query and parsed to the same key.
+    """
+    key = _NON_TOKEN_RE.sub("", fold(raw))
+    # Folding is not always idempotent on exotic input (a compatibility
+    # decomposition can expose another foldable character); iterate to a
+    # fixed point, which in practice takes one extra step at most.
+    for _ in range(3):
+        again = _NON_TOKEN_RE.sub("", fold(key))
+        if again == key:
+            break
+        key = again
+    return key
+
+
+def tokenize(text: str) -> list[Token]:
+    """Word tokens of `text` with offsets into the original string."""
+    tokens: list[Token] = []
+    for m in _TOKEN_RE.finditer(text):
+        key = fold_token(m.group())
+        if key:
+            tokens.append(Token(key, m.start(), m.end()))
+    return tokens

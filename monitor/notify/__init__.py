@@ -1,0 +1,1 @@
+"""Alert delivery: payloads, channels and the outbox dispatcher."""

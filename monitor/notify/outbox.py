@@ -1,0 +1,100 @@
+"""The outbox dispatcher: claims due deliveries, sends them, records each result.
+
+Each (alert, channel) row is retried on its own, so one channel's outage never delays
+or repeats another's. A crash between sending and recording re-sends the same alert id
+after restart: delivery is at least once, and receivers deduplicate by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from monitor.notify.base import Channel, DeliveryError
+from monitor.store import queries
+from monitor.store.db import Database
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY = 5.0
+MAX_DELAY = 3600.0
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 10
+    max_age: timedelta = timedelta(hours=24)
+
+
+def backoff(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before retry number ``attempt`` (1-based): exponential, with jitter in [50%, 100%]."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
+    return ceiling * (0.5 + 0.5 * rng())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, channels: Mapping[str, Channel],
+                 policies: Mapping[str, RetryPolicy], *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._channels = channels
+        self._policies = policies
+        self._clock = clock
+
+    async def run_once(self) -> int:
+        """Send every delivery that is due now; returns how many were attempted."""
+        due = await self._db.run(queries.due_deliveries, self._clock(), BATCH)
+        if not due:
+            return 0
+        by_channel: dict[str, list[queries.DueDelivery]] = {}
+        for delivery in due:
+            by_channel.setdefault(delivery.channel, []).append(delivery)
+        # Channels run side by side; within one channel alerts keep their order.
+        await asyncio.gather(*(self._send_all(name, rows) for name, rows in by_channel.items()))
+        return len(due)
+
+    async def _send_all(self, channel_name: str, rows: list[queries.DueDelivery]) -> None:
+        channel = self._channels.get(channel_name)
+        for delivery in rows:
+            if channel is None:
+                await self._failed(delivery, DeliveryError(
+                    f"channel {channel_name!r} is no longer configured"))
+                continue
+            try:
+                await channel.send(delivery.payload)
+            except DeliveryError as exc:
+                await self._failed(delivery, exc)
+            except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the others
+                log.exception("channel %s crashed sending alert %s", channel_name,
+                              delivery.alert_id)
+                await self._failed(delivery, DeliveryError(f"internal error: {exc!r}"))
+            else:
+                await self._db.run(queries.mark_sent, delivery.id, self._clock())
+                log.info("alert %s sent to %s", delivery.alert_id, channel_name)
+
+    async def _failed(self, delivery: queries.DueDelivery, error: DeliveryError) -> None:
+        now = self._clock()
+        policy = self._policies.get(delivery.channel, RetryPolicy())
+        attempt = delivery.attempts + 1
+        delay = backoff(attempt)
+        if error.retry_after is not None:
+            delay = max(error.retry_after, 0.0)
+        next_at: datetime | None = now + timedelta(seconds=delay)
+        if attempt >= policy.max_attempts or (next_at - delivery.created_at) > policy.max_age:
+            next_at = None
+            log.error("alert %s to %s failed for good after %d attempts: %s",
+                      delivery.alert_id, delivery.channel, attempt, error)
+        else:
+            log.warning("alert %s to %s failed (attempt %d), retrying in %.1fs: %s",
+                        delivery.alert_id, delivery.channel, attempt, delay, error)
+        await self._db.run(queries.mark_attempt_failed, delivery.id, error=str(error),
+                           next_attempt_at=next_at)

@@ -1,0 +1,44 @@
+"""The JSON documents alerts carry (SPEC §6). Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.match import RuleHit
+
+VERSION = 1
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def hit_payload(*, alert_id: str, rule_id: str, rule_name: str, priority: str,
+                article_id: int, title: str, url: str | None, feed_id: str,
+                feed_name: str | None, published_at: datetime | None, author: str | None,
+                summary: str, hit: RuleHit, detected_at: datetime) -> dict[str, Any]:
+    return {
+        "type": "hit",
+        "version": VERSION,
+        "id": alert_id,
+        "rule": {"id": rule_id, "name": rule_name, "priority": priority},
+        "article": {
+            "id": article_id,
+            "title": title,
+            "url": url,
+            "source": {"id": feed_id, "name": feed_name or feed_id},
+            "published_at": iso(published_at),
+            "author": author,
+            "summary": summary,
+        },
+        "matches": [asdict(m) for m in hit.matches],
+        "snippet": hit.snippet,
+        "score": hit.score,
+        "entities": {},
+        "story": {"id": f"article-{article_id}", "also_in": []},
+        "detected_at": iso(detected_at),
+    }

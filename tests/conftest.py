@@ -1,0 +1,161 @@
+"""Shared fixtures: real databases (SQLite files, PostgreSQL schemas), loopback receivers."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PG_ENV = "PRESSMON_TEST_DATABASE_URL"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} not set")
+    from sqlalchemy import create_engine, text
+
+    from monitor.store.db import normalize_url
+
+    base = normalize_url(base)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _pg_schema_url(base, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pressmon.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+# --------------------------------------------------------------------------- receivers
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP endpoint that records every POST and answers from a script."""
+
+    statuses: list[int] = field(default_factory=list)   # answers for the first calls, then 200
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    calls: list[Received] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.calls) >= count:
+                return list(self.calls)
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} webhook calls within {timeout}s, "
+                             f"got {len(self.calls)}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            with lock:
+                state.calls.append(Received(self.path, dict(self.headers.items()), body,
+                                            time.monotonic()))
+                status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            headers = state.extra_headers if status != 200 else {}
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# --------------------------------------------------------------------------- configs and feeds
+
+def rss(items: list[dict[str, str]], title: str = "Test Feed") -> bytes:
+    """A small RSS 2.0 document; each item: guid, title, description, link, pubDate."""
+    parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+             f"<title>{title}</title><link>http://example.test/</link><language>en</language>"]
+    for item in items:
+        fields = "".join(f"<{k}>{v}</{k}>" for k, v in item.items())
+        parts.append(f"<item>{fields}</item>")
+    parts.append("</channel></rss>")
+    return "".join(parts).encode("utf-8")
+
+
+WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> WriteConfig:
+    """Write a pressmon.yaml (and rules file) into tmp_path; returns the config path."""
+
+    def write(config: dict[str, Any], rules: dict[str, Any] | None = None) -> Path:
+        config = dict(config)
+        if rules is not None:
+            (tmp_path / "rules").mkdir(exist_ok=True)
+            (tmp_path / "rules" / "rules.yaml").write_text(
+                yaml.safe_dump(rules, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            config.setdefault("rules", ["rules/*.yaml"])
+        path = tmp_path / "pressmon.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+                        encoding="utf-8")
+        return path
+
+    return write
