@@ -17,9 +17,11 @@ Document = bytes | Callable[[], bytes]
 
 class FeedServer:
     def __init__(self, documents: dict[str, Document] | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, content_type: str = "application/rss+xml; charset=utf-8") -> None:
+                 port: int = 0, content_type: str = "application/rss+xml; charset=utf-8",
+                 etag: bool = True) -> None:
         self.documents: dict[str, Document] = dict(documents or {})
         self.content_type = content_type
+        self.etag = etag
         self.requests: Counter[str] = Counter()
         self.not_modified: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -38,7 +40,7 @@ class FeedServer:
                     return
                 body = document() if callable(document) else document
                 etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-                if self.headers.get("If-None-Match") == etag:
+                if server.etag and self.headers.get("If-None-Match") == etag:
                     with server._lock:
                         server.not_modified[path] += 1
                     self.send_response(304)
@@ -46,7 +48,7 @@ class FeedServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self._reply(200, body, server.content_type, {"ETag": etag})
+                self._reply(200, body, server.content_type, {"ETag": etag} if server.etag else {})
 
             def _reply(self, status: int, body: bytes, content_type: str,
                        headers: dict[str, str] | None = None) -> None:

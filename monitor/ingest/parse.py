@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import html
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,18 +78,30 @@ def entry_key(guid: str | None, link: str | None, title: str, published: datetim
     return key
 
 
+_ALTERNATE = re.compile(
+    rb"<link\b(?=[^>]*\brel=[\"']?alternate)(?=[^>]*\btype=[\"']?application/(?:rss|atom)\+xml)"
+    rb"[^>]*\bhref=[\"']?([^\"' >]+)", re.IGNORECASE)
+
+
+def alternate_feed_links(page: bytes) -> list[str]:
+    """Feed URLs an HTML page advertises with <link rel="alternate">."""
+    return [html.unescape(m.decode("utf-8", "replace")) for m in _ALTERNATE.findall(page[:200_000])]
+
+
 def parse_feed(content: bytes, headers: dict[str, str] | None = None) -> ParsedFeed:
     """Parse RSS/Atom bytes. ``bozo`` (malformed but readable) is not a failure; no entries is."""
     parsed = feedparser.parse(content, response_headers=headers or {}, sanitize_html=True,
                               resolve_relative_uris=True)
     feed = parsed.get("feed", {})
     if not parsed.entries:
+        start = content.lstrip()[:200].lower()
+        if start.startswith((b"<!doctype html", b"<html")):
+            links = alternate_feed_links(content)
+            hint = f"; the page links a feed: {links[0]}" if links else ""
+            raise ParseError(f"got an HTML page, not a feed{hint}")
         if parsed.get("bozo") and parsed.get("bozo_exception") is not None:
             raise ParseError(f"not a readable feed: {parsed.bozo_exception}")
         if content.strip() and not parsed.get("version"):
-            start = content.lstrip()[:200].lower()
-            if start.startswith((b"<!doctype html", b"<html")):
-                raise ParseError("got an HTML page, not a feed")
             raise ParseError("not a feed: no RSS or Atom document found")
     feed_lang = feed.get("language") or None
     entries = []

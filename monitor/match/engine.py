@@ -266,27 +266,42 @@ class _Found(NamedTuple):
     term: str
 
 
-def _narrow(scope: tuple[str, ...], field: str) -> tuple[str, ...]:
+# The fields a subtree may look at. `None` means no `field:` prefix applies
+# yet: bare terms then search the text fields, but a `field:` further down may
+# still choose author, url and the other non-text fields.
+Scope = tuple[str, ...] | None
+
+
+def _fields(scope: Scope) -> tuple[str, ...]:
+    return TEXT_FIELDS if scope is None else scope
+
+
+def _narrow(scope: Scope, field: str) -> tuple[str, ...]:
     allowed = _SCOPES[field]
-    return tuple(f for f in scope if f in allowed)
+    # Nested scopes intersect, so `title:(body:x)` can never match.
+    return allowed if scope is None else tuple(f for f in scope if f in allowed)
 
 
 class _Evaluator:
     def __init__(self, index: DocIndex) -> None:
         self.index = index
 
-    def positions(self, node: Node, scope: tuple[str, ...]) -> list[_Found]:
+    def positions(self, node: Node, scope: Scope) -> list[_Found]:
         """Occurrences of a positional node (leaf, OR-group or field of those)."""
         if isinstance(node, (Term, Phrase, EntityRef)):
             label = term_label(node)
-            return [_Found(f, occ, label) for f in scope for occ in self.index.occurrences(node, f)]
+            return [
+                _Found(f, occ, label)
+                for f in _fields(scope)
+                for occ in self.index.occurrences(node, f)
+            ]
         if isinstance(node, Or):
             return [found for item in node.items for found in self.positions(item, scope)]
         if isinstance(node, Field):
             return self.positions(node.item, _narrow(scope, node.field))
         raise TypeError(f"not a positional node: {node!r}")  # the parser rejects these
 
-    def evaluate(self, node: Node, scope: tuple[str, ...], want: bool) -> tuple[bool, list[_Found]]:
+    def evaluate(self, node: Node, scope: Scope, want: bool) -> tuple[bool, list[_Found]]:
         """Whether `node` matches, and (if `want`) the evidence from positive branches."""
         if isinstance(node, (Term, Phrase, EntityRef)):
             found = self.positions(node, scope)
@@ -327,11 +342,11 @@ class _Evaluator:
             return self.near(node, scope)
         raise TypeError(f"not a query node: {node!r}")
 
-    def near(self, node: Near, scope: tuple[str, ...]) -> tuple[bool, list[_Found]]:
+    def near(self, node: Near, scope: Scope) -> tuple[bool, list[_Found]]:
         evidence: list[_Found] = []
         n = node.distance
         # Proximity never crosses fields, so pair up occurrences field by field.
-        for field in scope:
+        for field in _fields(scope):
             lefts = self.positions(node.left, (field,))
             if not lefts:
                 continue
@@ -514,14 +529,14 @@ class Matcher:
                 continue
             if not _may_match(rule.query, index):
                 continue
-            ok, found = evaluator.evaluate(rule.query.node, TEXT_FIELDS, True)
+            ok, found = evaluator.evaluate(rule.query.node, None, True)
             if not ok:
                 continue
             exclude = rule.exclude
             if (
                 exclude is not None
                 and _may_match(exclude, index)
-                and evaluator.evaluate(exclude.node, TEXT_FIELDS, False)[0]
+                and evaluator.evaluate(exclude.node, None, False)[0]
             ):
                 continue
             matches = _evidence(index, found)

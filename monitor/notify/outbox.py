@@ -59,11 +59,15 @@ class Dispatcher:
         for delivery in due:
             by_channel.setdefault(delivery.channel, []).append(delivery)
         # Channels run side by side; within one channel alerts keep their order.
-        await asyncio.gather(*(self._send_all(name, rows) for name, rows in by_channel.items()))
+        results = await asyncio.gather(*(self._send_all(name, rows)
+                                          for name, rows in by_channel.items()))
+        sent = sum(results)
+        log.info("delivered %d of %d due alerts", sent, len(due))
         return len(due)
 
-    async def _send_all(self, channel_name: str, rows: list[queries.DueDelivery]) -> None:
+    async def _send_all(self, channel_name: str, rows: list[queries.DueDelivery]) -> int:
         channel = self._channels.get(channel_name)
+        sent = 0
         for delivery in rows:
             if channel is None:
                 await self._failed(delivery, DeliveryError(
@@ -79,7 +83,9 @@ class Dispatcher:
                 await self._failed(delivery, DeliveryError(f"internal error: {exc!r}"))
             else:
                 await self._db.run(queries.mark_sent, delivery.id, self._clock())
-                log.info("alert %s sent to %s", delivery.alert_id, channel_name)
+                log.debug("alert %s sent to %s", delivery.alert_id, channel_name)
+                sent += 1
+        return sent
 
     async def _failed(self, delivery: queries.DueDelivery, error: DeliveryError) -> None:
         now = self._clock()

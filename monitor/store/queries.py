@@ -179,7 +179,7 @@ def recent_hits(session: Session, *, since: datetime, rule_id: str | None = None
              .limit(limit))
     if rule_id:
         query = query.where(Hit.rule_id == rule_id)
-    return [(hit, article) for hit, article in session.execute(query).tuples()]
+    return [(hit, article) for hit, article in session.execute(query)]
 
 
 # --------------------------------------------------------------------------- alerts and outbox
@@ -202,7 +202,7 @@ def due_deliveries(session: Session, now: datetime, limit: int) -> list[DueDeliv
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
-    ).tuples()
+    )
     return [DueDelivery(d.id, d.alert_id, d.channel, d.attempts, d.created_at, payload)
             for d, payload in rows]
 
@@ -229,7 +229,7 @@ def list_deliveries(session: Session, *, status: str | None = None,
              .order_by(Delivery.id.desc()).limit(limit))
     if status:
         query = query.where(Delivery.status == status)
-    return [(d, a) for d, a in session.execute(query).tuples()]
+    return [(d, a) for d, a in session.execute(query)]
 
 
 def retry_deliveries(session: Session, now: datetime, *, ids: Sequence[int] = (),

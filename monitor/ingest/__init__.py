@@ -1,0 +1,1 @@
+"""Feed ingest: fetching, parsing and entry identity."""
