@@ -175,7 +175,7 @@ class Occ(NamedTuple):
 
 
 class _FieldIndex:
-    __slots__ = ("positions", "text", "tokens")
+    __slots__ = ("_sorted_words", "positions", "text", "tokens")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -184,6 +184,20 @@ class _FieldIndex:
         for i, tok in enumerate(self.tokens):
             positions.setdefault(tok.folded, []).append(i)
         self.positions = positions
+        self._sorted_words: list[str] | None = None
+
+    def prefixed(self, prefix: str) -> list[int]:
+        """Positions of tokens starting with `prefix`, in text order."""
+        if self._sorted_words is None:
+            self._sorted_words = sorted(self.positions)
+        words = self._sorted_words
+        found: list[int] = []
+        for k in range(bisect_left(words, prefix), len(words)):
+            if not words[k].startswith(prefix):
+                break
+            found.extend(self.positions[words[k]])
+        found.sort()
+        return found
 
     def find(self, words: Words) -> list[int]:
         starts = self.positions.get(words[0], [])
@@ -246,10 +260,7 @@ class DocIndex:
         if isinstance(leaf, Term):
             if not leaf.prefix:
                 return [index.occ(p, p) for p in index.positions.get(leaf.word, ())]
-            starts = sorted(
-                p for word, ps in index.positions.items() if word.startswith(leaf.word) for p in ps
-            )
-            return [index.occ(p, p) for p in starts]
+            return [index.occ(p, p) for p in index.prefixed(leaf.word)]
         if isinstance(leaf, Phrase):
             n = len(leaf.words) - 1
             return [index.occ(p, p + n) for p in index.find(leaf.words)]
