@@ -18,7 +18,8 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
     <updated>2026-03-01T09:30:00+03:00</updated>
     <author><name>Ayşe Yılmaz</name></author>
     <summary>Kısa özet.</summary>
-    <content type="html">&lt;p&gt;Birinci paragraf &amp;amp; devamı.&lt;/p&gt;&lt;p&gt;İkinci.&lt;/p&gt;</content>
+    <content type="html">&lt;p&gt;Birinci paragraf &amp;amp; devamı.&lt;/p&gt;
+      &lt;p&gt;İkinci.&lt;/p&gt;</content>
   </entry>
 </feed>""".encode()
 

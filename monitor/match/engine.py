@@ -220,15 +220,8 @@ class DocIndex:
     """Lazily tokenised fields of one document plus per-leaf occurrence caches."""
 
     def __init__(self, doc: Document, entities: Mapping[str, CompiledEntity]) -> None:
-        self.texts: dict[str, str] = {
-            "title": doc.title,
-            "summary": doc.summary,
-            "body": doc.body,
-            "author": doc.author,
-            "source": doc.source,
-            "url": doc.url,
-            "lang": doc.lang or "",
-        }
+        # Feeds often lack a field entirely; tolerate None as well as "".
+        self.texts: dict[str, str] = {name: getattr(doc, name) or "" for name in DOC_FIELDS}
         self.entities = entities
         self._fields: dict[str, _FieldIndex] = {}
         self._occurrences: dict[tuple[Leaf, str], list[Occ]] = {}

@@ -166,6 +166,23 @@ def test_longer_alias_of_another_entity_wins() -> None:
     assert heydar is not None and [e.text for e in heydar.matches] == ["Heydar Aliyev"]
 
 
+@pytest.mark.parametrize(
+    ("aliases", "body", "texts"),
+    [
+        (("Black Sea", "Black Sea Fleet"), "The Black Sea Fleet sailed.", ["Black Sea Fleet"]),
+        (("Sea Fleet", "Black Sea Fleet"), "The Black Sea Fleet sailed.", ["Black Sea Fleet"]),
+        (("Black Sea", "Sea Fleet"), "The Black Sea Fleet sailed.", ["Black Sea"]),
+        (("Black Sea", "Black Sea Fleet"), "Black Sea, Black Sea Fleet", ["Black Sea", "Black Sea Fleet"]),
+    ],
+)
+def test_overlapping_aliases_of_one_entity_report_the_longest_once(
+    aliases: tuple[str, ...], body: str, texts: list[str]
+) -> None:
+    hit = run("@fleet", {"fleet": EntitySpec("fleet", aliases)}, body=body)
+    assert hit is not None
+    assert [e.text for e in hit.matches] == texts
+
+
 # (query, document fields, expected)
 FIELD_CASES = [
     ("title:grain", {"title": "Grain prices", "body": "Nothing."}, True),
