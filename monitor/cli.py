@@ -43,6 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the config and rules; exit 1 on any error")
     _add_config(check)
 
+    test = commands.add_parser(
+        "test", help="run a rule or a query over articles and explain; stores and sends nothing")
+    _add_config(test)
+    test.add_argument("target", metavar="QUERY_OR_RULE_ID",
+                      help="a configured rule id, or else a query")
+    source = test.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="a .json article or list, a .txt, or a feed file")
+    source.add_argument("--url", help="a feed URL, or a web page taken as one article")
+    source.add_argument("--archive", action="store_true", help="the stored articles")
+    test.add_argument("--since", default="7d", help="with --archive: how far back (default 7d)")
+    test.add_argument("--json", action="store_true", help="print the stable JSON document")
+
+    schema = commands.add_parser("schema", help="JSON Schema of the config and rules files")
+    schema.add_argument("which", nargs="?", choices=["config", "rules"],
+                        help="only this schema (default: both, as one JSON object)")
+    schema.add_argument("--output-dir", type=Path, metavar="DIR",
+                        help="write pressmon.schema.json and rules.schema.json into DIR")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply database migrations")
@@ -88,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_level)
     handler = {
         "run": cmd_run, "check": cmd_check, "db": cmd_db, "feeds": cmd_feeds, "hits": cmd_hits,
-        "alerts": cmd_alerts, "demo": cmd_demo,
+        "alerts": cmd_alerts, "demo": cmd_demo, "test": cmd_test,
+        "schema": cmd_schema,
     }[args.command]
     try:
         return handler(args)
@@ -141,6 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from monitor import nlp
     from monitor.config import ConfigError, default_config_path, load_settings
 
     path = args.config or default_config_path()
@@ -153,6 +173,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USER
     for warning in settings.warnings:
         print(f"warning: {warning}")
+    print(f"features: NER {nlp.status()}")
     print(f"{path}: OK — {len(settings.feeds)} feeds, {len(settings.rules)} rules, "
           f"{len(settings.entities)} entities, {len(settings.channels)} channels")
     return EXIT_OK
@@ -247,3 +268,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
     return run_demo(once=args.once, port=args.port)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from monitor import nlp, testrun
+    from monitor.config import default_config_path
+    from monitor.match import Matcher
+    from monitor.units import parse_duration
+
+    config_path = args.config or default_config_path()
+    settings = _settings(args) if args.config or config_path.exists() else None
+    entities = settings.entities if settings else {}
+    rule = settings.rule(args.target) if settings else None
+    if rule is not None:
+        spec, rule_id, json_rule = rule.spec(), rule.id, rule.id
+    else:
+        spec = testrun.adhoc_rule(args.target)
+        rule_id, json_rule = spec.id, None
+        errors = Matcher.check([spec], entities)
+        if errors:
+            error = errors[0]
+            print(f"error: query: column {error.column}: {error.message}", file=sys.stderr)
+            print(f"  {args.target}\n  {' ' * (error.column - 1)}^", file=sys.stderr)
+            return EXIT_USER
+    matcher = Matcher([spec], entities)
+    try:
+        if args.file:
+            docs = testrun.load_file(args.file)
+        elif args.url:
+            docs = testrun.load_url(args.url)
+        else:
+            if settings is None:
+                print("error: --archive needs a configuration (--config)", file=sys.stderr)
+                return EXIT_USER
+            docs = testrun.load_archive(settings.database_url, parse_duration(args.since))
+    except (testrun.InputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    needs_ner = any(e.verify == "ner" for e in entities.values())
+    ner = nlp.Ner.load() if needs_ner else None
+    outcomes = testrun.run(matcher, rule_id, docs, explain=not args.json,
+                           verifier=ner.verifier if ner else None)
+    if args.json:
+        print(json.dumps(testrun.to_json(outcomes, json_rule), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for outcome in outcomes:
+        title = outcome.sample.doc.title or "(untitled)"
+        if outcome.hit is not None:
+            print(f"[{outcome.sample.index}] MATCH score={outcome.hit.score:g}  {title}")
+            for m in outcome.hit.matches:
+                print(f"      {m.field}[{m.start}:{m.end}] {m.text!r}  ({m.term})")
+            print(f"      {outcome.hit.snippet}")
+        elif outcome.explanation is not None:
+            ex = outcome.explanation
+            parts = ", ".join(f"{text}: {'yes' if ok else 'no'}" for text, ok in ex.clauses)
+            detail = f" ({parts})" if parts and ex.reason == "query did not match" else ""
+            print(f"[{outcome.sample.index}] no match: {ex.reason}{detail}  {title}")
+    matched = sum(1 for o in outcomes if o.hit is not None)
+    print(f"{len(outcomes)} article(s), {matched} matched")
+    if needs_ner and ner is None:
+        print(f"note: NER is {nlp.status()}; verify: ner entities matched without it",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+SCHEMA_FILES = {"config": "pressmon.schema.json", "rules": "rules.schema.json"}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from monitor.config import json_schemas
+
+    schemas = json_schemas()
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, file in SCHEMA_FILES.items():
+            path = args.output_dir / file
+            path.write_text(json.dumps(schemas[name], indent=2, ensure_ascii=False) + "\n",
+                            encoding="utf-8")
+            print(f"wrote {path}")
+        return EXIT_OK
+    document = schemas[args.which] if args.which else schemas
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return EXIT_OK

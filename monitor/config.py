@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -24,9 +25,11 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
+from monitor import nlp
 from monitor.match import EntitySpec, Matcher, RuleSpec
 from monitor.notify.webhook import decode_secret
 from monitor.units import parse_duration, parse_rate, parse_size
@@ -36,9 +39,17 @@ DEFAULT_CONFIG = Path("config/pressmon.yaml")
 CONFIG_ENV = "PRESSMON_CONFIG"
 DATABASE_ENV = "PRESSMON_DATABASE_URL"
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-ByteSize = Annotated[int, BeforeValidator(parse_size)]
-Rate = Annotated[tuple[int, timedelta], BeforeValidator(parse_rate)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"},
+              {"type": "number", "minimum": 0}],
+    "description": "a duration: 90s, 10m, 2h, 1d, 1h30m, or seconds"})]
+ByteSize = Annotated[int, BeforeValidator(parse_size), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kKmMgG]i?[bB]?|[bB])?\s*$"},
+              {"type": "integer", "minimum": 0}],
+    "description": "a size: 512KiB, 15MiB, 1GB, or bytes"})]
+Rate = Annotated[tuple[int, timedelta], BeforeValidator(parse_rate), WithJsonSchema({
+    "type": "string", "pattern": r"^\s*\d+\s*/\s*(\d+(\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$",
+    "description": "a rate: N/period, e.g. 20/h or 100/1d"})]
 def _http_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
@@ -50,39 +61,58 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_l
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Attribute docstrings become descriptions in the JSON Schema (editor hover help).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
 # --------------------------------------------------------------------------- pressmon.yaml
 
 class PollSettings(_Strict):
     interval: Duration = timedelta(minutes=10)
+    """How often a feed is polled, unless the feed sets its own interval."""
     min_interval: Duration = timedelta(minutes=2)
+    """Lower bound for adaptive polling intervals."""
     max_interval: Duration = timedelta(hours=6)
+    """Upper bound: failing feeds back off up to this."""
     concurrency: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """Requests in flight at once."""
     per_host: Annotated[int, Field(ge=1, le=1_000)] = 4
+    """Requests in flight to one host at once."""
     timeout: Duration = timedelta(seconds=20)
+    """Total time allowed for one fetch, body included."""
     max_body: ByteSize = 15 * 1024 * 1024
+    """Largest feed body accepted (counted after decompression)."""
     max_article_age: Duration = timedelta(hours=48)
+    """Older entries are stored and matched but never alerted."""
     allow_private_networks: bool = False
+    """Allow feeds on loopback and private addresses (for tests, intranets)."""
 
 
 class ServerSettings(_Strict):
     listen: str = "127.0.0.1:8080"
+    """host:port of the HTTP endpoints (health, metrics, WebSub)."""
     public_url: str | None = None
+    """The URL at which hubs reach this server (WebSub)."""
 
 
 class FeedConfig(_Strict):
     id: Identifier
+    """Unique feed id (letters, digits, '.', '_', '-'); rules refer to it in `feeds`."""
     url: HttpUrl
+    """The feed's http(s) URL."""
     name: str | None = None
+    """Display name in alerts (default: the id)."""
     interval: Duration | None = None
+    """Polling interval for this feed (default: poll.interval)."""
     tags: list[str] = []
+    """Free labels."""
     fulltext: bool = False
+    """Fetch each article page and extract its text (not built yet)."""
 
 
 class OpmlImport(_Strict):
     opml: str
+    """An OPML subscription list to import (not built yet)."""
 
 
 def _feed_kind(value: Any) -> str:
@@ -95,23 +125,59 @@ FeedEntry = Annotated[
 ]
 
 
+class DigestSettings(_Strict):
+    every: Duration
+    """Length of a digest period, e.g. 1h or 1d."""
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = None
+    """Local time (HH:MM) at which periods end, e.g. "08:00"; default: midnight."""
+    timezone: str = "UTC"
+    """IANA time zone of `at`, e.g. Europe/Istanbul."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "Europe/Istanbul)") from None
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("a digest period must be at least 1m")
+        return value
+
+
 class Delivery(_Strict):
-    """Retry policy shared by every channel type."""
+    """Retry policy and digest shared by every channel type."""
 
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 10
+    """Attempts before a delivery is marked failed."""
     max_age: Duration = timedelta(hours=24)
+    """Age after which a delivery that still fails is marked failed."""
     timeout: Duration = timedelta(seconds=15)
+    """Time allowed for one delivery attempt."""
+    digest: DigestSettings | None = None
+    """Gather alerts and send one message per period (priority high is sent at once)."""
 
 
 class ConsoleChannel(Delivery):
     type: Literal["console"]
+    """Print alerts on standard output."""
 
 
 class WebhookChannel(Delivery):
     type: Literal["webhook"]
+    """POST JSON alerts, signed per Standard Webhooks when `secret` is set."""
     url: HttpUrl
+    """The receiver's http(s) URL."""
     secret: str | None = None
+    """Signing secret: base64, optionally prefixed whsec_ (use ${VAR})."""
     headers: dict[str, str] = {}
+    """Extra HTTP headers sent with every delivery."""
 
     @field_validator("secret")
     @classmethod
@@ -121,61 +187,131 @@ class WebhookChannel(Delivery):
         return value
 
 
-ChannelConfig = Annotated[ConsoleChannel | WebhookChannel, Field(discriminator="type")]
+class SlackChannel(Delivery):
+    type: Literal["slack"]
+    """Post Block Kit messages to a Slack incoming webhook."""
+    webhook_url: HttpUrl
+    """The incoming-webhook URL (a secret: use ${SLACK_WEBHOOK_URL})."""
+
+
+SMTP_SCHEMES = ("smtp://", "smtps://", "smtp+starttls://")
+
+
+class EmailChannel(Delivery):
+    type: Literal["email"]
+    """Send multipart text + HTML email over SMTP."""
+    smtp_url: str
+    """smtp://, smtps:// or smtp+starttls://[user:password@]host[:port] (use ${SMTP_URL})."""
+    from_: str = Field(alias="from")
+    """Sender address."""
+    to: Annotated[list[str], Field(min_length=1)]
+    """Recipient addresses."""
+    subject_prefix: str = "[pressmon]"
+    """Put before every subject."""
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if not value.startswith(SMTP_SCHEMES):
+            raise ValueError("smtp_url must start with smtp://, smtps:// or smtp+starttls://")
+        return value
+
+
+class AppriseChannel(Delivery):
+    type: Literal["apprise"]
+    """Notify through any Apprise URL: Telegram, Teams, Discord, ntfy…"""
+    url: str
+    """The Apprise URL (use ${APPRISE_URL}: it usually carries a token)."""
+
+
+ChannelConfig = Annotated[ConsoleChannel | WebhookChannel | SlackChannel | EmailChannel
+                          | AppriseChannel, Field(discriminator="type")]
+AnyChannel = ConsoleChannel | WebhookChannel | SlackChannel | EmailChannel | AppriseChannel
 
 
 class RetentionSettings(_Strict):
     articles: Duration = timedelta(days=90)
+    """Articles without hits older than this are pruned (not built yet)."""
 
 
 class HealthSettings(_Strict):
     notify: list[str] = []
+    """Channels for feed health alerts."""
     failing_for: Duration = timedelta(hours=1)
+    """A feed failing this long raises a health alert (not built yet)."""
     silent_for: Duration = timedelta(days=2)
+    """A feed with no new entry this long raises a health alert (not built yet)."""
 
 
 class DefaultSettings(_Strict):
     notify: list[str] = ["console"]
+    """Channels for rules that do not name their own."""
 
 
 class ConfigFile(_Strict):
     database: str = "sqlite:///data/pressmon.db"
+    """SQLAlchemy URL: sqlite:///path or postgresql://…; PRESSMON_DATABASE_URL wins."""
     poll: PollSettings = PollSettings()
+    """Polling settings."""
     server: ServerSettings = ServerSettings()
+    """HTTP server settings."""
     feeds: list[FeedEntry] = []
+    """Feeds to poll."""
     rules: list[str] = ["rules/*.yaml"]
+    """Rules files or globs, relative to this file."""
     channels: dict[Identifier, ChannelConfig] = {"console": ConsoleChannel(type="console")}
+    """Alert channels by name."""
     retention: RetentionSettings = RetentionSettings()
+    """How long to keep articles."""
     health: HealthSettings = HealthSettings()
+    """Feed health alerts."""
     defaults: DefaultSettings = DefaultSettings()
+    """Defaults for rules."""
 
 
 # --------------------------------------------------------------------------- rules files
 
 class EntityConfig(_Strict):
     type: str | None = None
+    """Kind of entity: PERSON, GPE, LOC, ORG… (checked by NER with verify: ner)."""
     aliases: Annotated[list[str], Field(min_length=1)]
+    """Names that mean this entity; each matches as a phrase."""
     not_: list[str] = Field(default=[], alias="not")
+    """Longer names that contain an alias but are someone or something else."""
     verify: Literal["ner"] | None = None
+    """'ner': count an occurrence only if NER gives it this entity's type."""
 
 
 class RuleConfig(_Strict):
     id: Identifier
+    """Unique rule id."""
     name: str | None = None
+    """Display name in alerts (default: the id)."""
     query: str
+    """The query: words, "phrases", @entities, AND/OR/NOT, NEAR/n, fields…"""
     exclude: str | None = None
+    """A query; articles it matches do not hit."""
     feeds: list[str] = []
+    """Feed ids or globs this rule applies to (default: all)."""
     tags: list[str] = []
+    """Free labels."""
     languages: list[str] = []
+    """Languages this rule applies to, e.g. [en] (default: all)."""
     notify: list[str] | None = None
+    """Channels for this rule's alerts (default: defaults.notify; [] stores only)."""
     priority: Literal["low", "normal", "high"] = "normal"
+    """low, normal or high."""
     throttle: Rate | None = None
+    """At most N alerts per period, e.g. 20/h (not enforced yet)."""
     enabled: bool = True
+    """false skips the rule."""
 
 
 class RulesFile(_Strict):
     entities: dict[Identifier, EntityConfig] = {}
+    """Named entities by id; queries refer to them as @id."""
     rules: list[RuleConfig] = []
+    """Watch rules."""
 
 
 # --------------------------------------------------------------------------- loaded result
@@ -219,7 +355,7 @@ class Settings:
         return self.file.poll
 
     @property
-    def channels(self) -> dict[str, ConsoleChannel | WebhookChannel]:
+    def channels(self) -> dict[str, AnyChannel]:
         return self.file.channels
 
     def rule(self, rule_id: str) -> Rule | None:
@@ -237,6 +373,27 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of ``pressmon.yaml`` and of a rules file, for editors (``pressmon schema``)."""
+    schemas = {}
+    for name, model, title in (("config", ConfigFile, "pressmon configuration"),
+                               ("rules", RulesFile, "pressmon rules file")):
+        schema = model.model_json_schema(by_alias=True)
+        schemas[name] = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                         "title": title, **{k: v for k, v in schema.items() if k != "title"}}
+    return schemas
+
+
+def watched_files(settings: Settings) -> list[Path]:
+    """The config file and every rules file its globs match now (new files count too)."""
+    files = [settings.path]
+    base = settings.path.parent
+    for pattern in settings.file.rules:
+        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        files += [Path(p) for p in sorted(glob.glob(full))] if glob.has_magic(full) else [Path(full)]
+    return files
+
+
 def default_config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
@@ -246,6 +403,7 @@ def default_config_path() -> Path:
 def _known_keys() -> set[str]:
     models: tuple[type[BaseModel], ...] = (
         PollSettings, ServerSettings, FeedConfig, OpmlImport, ConsoleChannel, WebhookChannel,
+        SlackChannel, EmailChannel, AppriseChannel, DigestSettings,
         RetentionSettings, HealthSettings, DefaultSettings, ConfigFile, EntityConfig, RuleConfig,
         RulesFile)
     return {f.alias or name for m in models for name, f in m.model_fields.items()}
@@ -406,11 +564,18 @@ def load_settings(path: Path | str | None = None, *, check_queries: bool = True)
                     f"entity {entity_id!r} is already defined in {entity_files[entity_id]}"))
                 continue
             entities[entity_id] = EntitySpec(id=entity_id, aliases=tuple(entity.aliases),
-                                             not_names=tuple(entity.not_), type=entity.type)
+                                             not_names=tuple(entity.not_), type=entity.type,
+                                             verify=entity.verify)
             entity_files[entity_id] = source.file
             if entity.verify == "ner":
-                warnings.append(source.problem(("entities", entity_id, "verify"),
-                                               "NER verification is not supported yet; ignored"))
+                if not entity.type:
+                    problems.append(source.problem(("entities", entity_id, "verify"),
+                                                   "verify: ner needs the entity's type "
+                                                   "(PERSON, GPE, LOC, ORG…)"))
+                elif not nlp.available():
+                    warnings.append(source.problem(
+                        ("entities", entity_id, "verify"),
+                        f"NER is {nlp.status()}; matched without verification"))
         for index, rule in enumerate(rules_file.rules):
             if rule.id in rule_sources:
                 other, other_index = rule_sources[rule.id]
@@ -425,9 +590,6 @@ def load_settings(path: Path | str | None = None, *, check_queries: bool = True)
                 if not any(fnmatch.fnmatchcase(f.id, pattern) for f in feeds):
                     warnings.append(source.problem(("rules", index, "feeds", i),
                                                    f"{pattern!r} matches no configured feed"))
-            if rule.throttle is not None:
-                warnings.append(source.problem(("rules", index, "throttle"),
-                                               "throttle is not enforced yet; ignored"))
             notify = tuple(rule.notify if rule.notify is not None else config.defaults.notify)
             rules.append(Rule(config=rule, file=source.file, notify=notify))
 

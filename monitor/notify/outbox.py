@@ -50,6 +50,11 @@ class Dispatcher:
         self._policies = policies
         self._clock = clock
 
+    def configure(self, channels: Mapping[str, Channel], policies: Mapping[str, RetryPolicy]) -> None:
+        """Swap in reloaded channels; takes effect from the next run."""
+        self._channels = channels
+        self._policies = policies
+
     async def run_once(self) -> int:
         """Send every delivery that is due now; returns how many were attempted."""
         due = await self._db.run(queries.due_deliveries, self._clock(), BATCH)

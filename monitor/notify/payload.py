@@ -20,7 +20,8 @@ def iso(value: datetime | None) -> str | None:
 def hit_payload(*, alert_id: str, rule_id: str, rule_name: str, priority: str,
                 article_id: int, title: str, url: str | None, feed_id: str,
                 feed_name: str | None, published_at: datetime | None, author: str | None,
-                summary: str, hit: RuleHit, detected_at: datetime) -> dict[str, Any]:
+                summary: str, hit: RuleHit, entities: dict[str, list[str]],
+                detected_at: datetime) -> dict[str, Any]:
     return {
         "type": "hit",
         "version": VERSION,
@@ -38,7 +39,34 @@ def hit_payload(*, alert_id: str, rule_id: str, rule_name: str, priority: str,
         "matches": [asdict(m) for m in hit.matches],
         "snippet": hit.snippet,
         "score": hit.score,
-        "entities": {},
+        "entities": entities,
         "story": {"id": f"article-{article_id}", "also_in": []},
         "detected_at": iso(detected_at),
+    }
+
+
+def digest_payload(*, alert_id: str, channel: str, start: datetime, end: datetime,
+                   hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Many hit alerts gathered for one channel and period (hits keep their own ids)."""
+    return {
+        "type": "digest",
+        "version": VERSION,
+        "id": alert_id,
+        "channel": channel,
+        "period": {"start": iso(start), "end": iso(end)},
+        "hits": hits,
+    }
+
+
+def throttle_payload(*, alert_id: str, rule: dict[str, Any], start: datetime, end: datetime,
+                     hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hits a rule's throttle held back, folded into one summary, never dropped."""
+    return {
+        "type": "throttle",
+        "version": VERSION,
+        "id": alert_id,
+        "rule": rule,
+        "period": {"start": iso(start), "end": iso(end)},
+        "count": len(hits),
+        "hits": hits,
     }

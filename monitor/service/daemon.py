@@ -6,14 +6,17 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.config import Settings
+from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
+from monitor.nlp import Ner
 from monitor.notify.base import Channel
+from monitor.notify.folding import Folder, FoldPolicy
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.registry import build_channels, retry_policies
 from monitor.service.poller import FeedPolicy, Poller, PollResult, RuleSet
@@ -23,6 +26,8 @@ from monitor.store.db import Database, redact_url
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+WATCH_SECONDS = 2.0
+FOLD_SECONDS = 5.0
 STOP_GRACE_SECONDS = 8.0
 
 
@@ -30,18 +35,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _fingerprint(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for path in watched_files(settings):
+        try:
+            stat = path.stat()
+        except OSError:
+            out.append((str(path), -1, -1))
+        else:
+            out.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
 class Daemon:
-    def __init__(self, settings: Settings, *, console: TextIO | None = None) -> None:
+    def __init__(self, settings: Settings, *, console: TextIO | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
         self.settings = settings
         self.db = Database(settings.database_url)
         poll = settings.poll
         self.fetcher = Fetcher(timeout=poll.timeout, max_body=poll.max_body,
                                concurrency=poll.concurrency, per_host=poll.per_host)
-        self._ruleset = RuleSet(settings.matcher(), {r.id: r for r in settings.rules})
+        self._ruleset = RuleSet.build(settings)
         self._feed_intervals = {f.id: f.interval or poll.interval for f in settings.feeds}
+        self._console = console
         self.channels: dict[str, Channel] = build_channels(settings, console=console)
-        self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy)
-        self.dispatcher = Dispatcher(self.db, self.channels, retry_policies(settings))
+        self._fingerprint = _fingerprint(settings)
+        self.reload_error: str | None = None
+        self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
+                             ner=Ner.load, clock=clock)
+        self.dispatcher = Dispatcher(self.db, self.channels, retry_policies(settings), clock=clock)
+        self.folder = Folder(self.db, self._fold_policy, clock=clock)
         self._in_flight: dict[str, asyncio.Task[PollResult]] = {}
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_again = False
@@ -52,6 +76,20 @@ class Daemon:
         interval = self._feed_intervals.get(feed_id, poll.interval)
         return FeedPolicy(interval=interval, max_interval=max(poll.max_interval, interval),
                           max_article_age=poll.max_article_age)
+
+    def _fold_policy(self) -> FoldPolicy:
+        return FoldPolicy(
+            digests={n: c.digest for n, c in self.settings.channels.items() if c.digest},
+            throttles={r.id: r.config.throttle[1] for r in self.settings.rules
+                       if r.config.throttle is not None})
+
+    async def fold_tick(self) -> None:
+        """Build the digests and throttle summaries that are due, then deliver them."""
+        try:
+            if await self.folder.run_once():
+                self.kick_dispatch()
+        except Exception:
+            log.exception("building digests failed; will retry on the next tick")
 
     async def start(self) -> None:
         log.info("database %s", redact_url(self.db.url))
@@ -76,7 +114,8 @@ class Daemon:
         if self._stop.is_set():
             return
         limit = self.settings.poll.concurrency * 2
-        for feed in await self.db.run(queries.due_feeds, utcnow(), limit + len(self._in_flight)):
+        for feed in await self.db.run(queries.due_feeds, self._clock(),
+                                      limit + len(self._in_flight)):
             if feed.id in self._in_flight:
                 continue
             task = asyncio.create_task(self._poll_one(feed), name=f"poll:{feed.id}")
@@ -127,6 +166,54 @@ class Daemon:
     async def dispatch_tick(self) -> None:
         self.kick_dispatch()
 
+    # ----------------------------------------------------------------- reload
+
+    async def reload(self, reason: str) -> bool:
+        """Load the config and rules again and swap them in whole; keep the last good on error."""
+        try:
+            settings = await asyncio.to_thread(load_settings, self.settings.path)
+            ruleset = await asyncio.to_thread(RuleSet.build, settings)
+        except ConfigError as exc:
+            self._fingerprint = await asyncio.to_thread(_fingerprint, self.settings)
+            self.reload_error = str(exc)
+            log.error("reload (%s) failed; the rules in force stay:\n%s", reason, exc)
+            return False
+        for key in ("database_url",):
+            if getattr(settings, key) != getattr(self.settings, key):
+                log.warning("reload (%s): a change of %s needs a restart", reason, key)
+        if settings.file.poll != self.settings.file.poll:
+            log.warning("reload (%s): changes under poll: apply to intervals now, "
+                        "to timeouts, sizes and concurrency after a restart", reason)
+        old_channels = self.channels
+        if settings.file.channels != self.settings.file.channels:
+            self.channels = build_channels(settings, console=self._console)
+        self.dispatcher.configure(self.channels, retry_policies(settings))
+        self._ruleset = ruleset
+        self._feed_intervals = {f.id: f.interval or settings.poll.interval for f in settings.feeds}
+        await self.db.run(queries.sync_feeds, [(f.id, f.url, f.name) for f in settings.feeds],
+                          utcnow())
+        self.settings = settings
+        self._fingerprint = await asyncio.to_thread(_fingerprint, settings)
+        self.reload_error = None
+        if old_channels is not self.channels:
+            # Sends in flight finish first; anything cut short is retried (same alert id).
+            if self._dispatching is not None:
+                await asyncio.gather(self._dispatching, return_exceptions=True)
+            for channel in old_channels.values():
+                await channel.aclose()
+        log.info("reloaded (%s): %d feeds, %d rules", reason, len(settings.feeds),
+                 len(settings.rules))
+        return True
+
+    async def watch_files(self) -> None:
+        """Reload when the config or a rules file changes (or a rules file appears)."""
+        if self._stop.is_set():
+            return
+        current = await asyncio.to_thread(_fingerprint, self.settings)
+        if current != self._fingerprint:
+            self._fingerprint = current
+            await self.reload("file change")
+
     # ----------------------------------------------------------------- lifecycle
 
     def request_stop(self) -> None:
@@ -141,10 +228,22 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_sighup() -> None:
+            task = loop.create_task(self.reload("SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         scheduler.add_job(self.poll_due, "interval", seconds=TICK_SECONDS, id="poll",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
         scheduler.add_job(self.dispatch_tick, "interval", seconds=TICK_SECONDS, id="dispatch",
+                          next_run_time=utcnow(), max_instances=1, coalesce=True)
+        scheduler.add_job(self.watch_files, "interval", seconds=WATCH_SECONDS, id="watch",
+                          max_instances=1, coalesce=True)
+        scheduler.add_job(self.fold_tick, "interval", seconds=FOLD_SECONDS, id="fold",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
         scheduler.start()
         log.info("running; press Ctrl-C to stop")
@@ -153,7 +252,7 @@ class Daemon:
         finally:
             scheduler.shutdown(wait=False)
             await self._drain()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.close()
         log.info("stopped")
@@ -180,6 +279,7 @@ class Daemon:
         await self.start()
         try:
             results = await self.poll_all_once()
+            await self.folder.run_once()
             while await self.dispatcher.run_once():
                 pass
         finally:

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from monitor.config import Rule
+from monitor.config import Rule, Settings
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.parse import Entry, ParseError, parse_feed
 from monitor.match import Document, Matcher, RuleHit
+from monitor.nlp import Ner
+from monitor.notify import policy as alert_policy
 from monitor.notify.payload import hit_payload
 from monitor.store import queries
 from monitor.store.db import Database
@@ -33,6 +35,14 @@ class RuleSet:
 
     matcher: Matcher
     rules: dict[str, Rule]
+    verify_ner: bool = False                      # some entity asks for `verify: ner`
+    digest_channels: frozenset[str] = frozenset()  # channels that gather alerts into digests
+
+    @classmethod
+    def build(cls, settings: Settings) -> RuleSet:
+        return cls(settings.matcher(), {r.id: r for r in settings.rules},
+                   any(e.verify == "ner" for e in settings.entities.values()),
+                   frozenset(n for n, c in settings.channels.items() if c.digest is not None))
 
 
 @dataclass(frozen=True)
@@ -82,15 +92,34 @@ def _unique_new(entries: list[Entry], stored: set[str]) -> list[Entry]:
     return fresh
 
 
-def _match_all(matcher: Matcher, entries: list[Entry], feed: queries.FeedState
-               ) -> list[tuple[Entry, list[RuleHit]]]:
-    return [(e, matcher.match(document(e, feed.id, feed.name, feed.url))) for e in entries]
+@dataclass(frozen=True)
+class Matched:
+    entry: Entry
+    hits: list[RuleHit]
+    entities: dict[str, list[str]]
+
+
+def match_entries(ruleset: RuleSet, entries: list[Entry], feed: queries.FeedState,
+                  ner: Callable[[], Ner | None]) -> list[Matched]:
+    """Match new entries; NER runs only where needed: `verify: ner` entities, and hits."""
+    docs = [document(e, feed.id, feed.name, feed.url) for e in entries]
+    model = ner() if ruleset.verify_ner else None
+    results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
+               for doc in docs]
+    entities: list[dict[str, list[str]]] = [{} for _ in docs]
+    with_hits = [i for i, hits in enumerate(results) if hits]
+    if with_hits and (model := model or ner()) is not None:
+        for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
+            entities[i] = found
+    return [Matched(e, h, x) for e, h, x in zip(entries, results, entities, strict=True)]
 
 
 class Poller:
     def __init__(self, db: Database, fetcher: Fetcher, rules: Callable[[], RuleSet],
                  policy: Callable[[str], FeedPolicy], *,
+                 ner: Callable[[], Ner | None] = lambda: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._ner = ner
         self._db = db
         self._fetcher = fetcher
         self._rules = rules
@@ -122,7 +151,8 @@ class Poller:
                                     [e.key for e in parsed.entries])
         fresh = _unique_new(parsed.entries, stored)
         ruleset = self._rules()
-        matched = await asyncio.to_thread(_match_all, ruleset.matcher, fresh, feed) if fresh else []
+        matched = (await asyncio.to_thread(match_entries, ruleset, fresh, feed, self._ner)
+                   if fresh else [])
         outcome = await self._db.run(self._store, feed, matched, ruleset, policy, result, now,
                                      next_poll)
         outcome.entries = len(parsed.entries)
@@ -132,12 +162,13 @@ class Poller:
         return outcome
 
     def _store(self, session: Session, feed: queries.FeedState,
-               matched: list[tuple[Entry, list[RuleHit]]], ruleset: RuleSet, policy: FeedPolicy,
+               matched: list[Matched], ruleset: RuleSet, policy: FeedPolicy,
                result: FetchResult, now: datetime, next_poll: datetime) -> PollResult:
         """One transaction: articles, hits, alerts and their outbox rows, and the feed's state."""
         outcome = PollResult(feed.id, "ok")
         too_old = now - policy.max_article_age
-        for entry, hits in matched:
+        for item in matched:
+            entry = item.entry
             article_id = queries.insert_article(session, queries.NewArticle(
                 feed_id=feed.id, entry_key=entry.key, url=entry.url, title=entry.title,
                 summary=entry.summary, body=entry.body, author=entry.author, lang=entry.lang,
@@ -146,7 +177,7 @@ class Poller:
                 continue  # stored meanwhile by another poll: it was matched there
             outcome.new_articles += 1
             fresh = entry.published_at is None or entry.published_at >= too_old
-            for hit in hits:
+            for hit in item.hits:
                 rule = ruleset.rules.get(hit.rule_id)
                 if rule is None:
                     continue
@@ -161,16 +192,25 @@ class Poller:
                 outcome.hits += 1
                 if not alert:
                     continue
+                throttled = False
+                if rule.config.throttle is not None:
+                    limit, period = rule.config.throttle
+                    since = alert_policy.window_start(now, period)
+                    throttled = queries.count_rule_alerts(session, rule.id, since) >= limit
+                channels = {c: alert_policy.initial_status(throttled=throttled,
+                                                           digest=c in ruleset.digest_channels,
+                                                           priority=rule.config.priority)
+                            for c in rule.notify}
                 alert_id = str(uuid.uuid4())
                 payload = hit_payload(
                     alert_id=alert_id, rule_id=rule.id, rule_name=rule.name,
                     priority=rule.config.priority, article_id=article_id, title=entry.title,
                     url=entry.url, feed_id=feed.id, feed_name=feed.name,
                     published_at=entry.published_at, author=entry.author,
-                    summary=entry.summary, hit=hit, detected_at=now)
+                    summary=entry.summary, hit=hit, entities=item.entities, detected_at=now)
                 queries.insert_alert(session, alert_id=alert_id, kind="hit", payload=payload,
-                                     channels=rule.notify, now=now, hit_id=hit_id,
-                                     rule_id=rule.id)
+                                     channels=channels, now=now, hit_id=hit_id,
+                                     rule_id=rule.id, throttled=throttled)
                 outcome.alerts += 1
                 outcome.alert_ids.append(alert_id)
         queries.record_success(session, feed.id, now, next_poll, status="ok",

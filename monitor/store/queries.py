@@ -5,7 +5,7 @@ Storage only persists: deciding what a poll or a delivery means lives in the ser
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -185,14 +185,43 @@ def recent_hits(session: Session, *, since: datetime, rule_id: str | None = None
 # --------------------------------------------------------------------------- alerts and outbox
 
 def insert_alert(session: Session, *, alert_id: str, kind: str, payload: dict[str, Any],
-                 channels: Sequence[str], now: datetime, hit_id: int | None = None,
-                 rule_id: str | None = None) -> None:
-    """An alert and its outbox rows, in the caller's transaction (nothing sent yet)."""
+                 channels: Mapping[str, str], now: datetime, hit_id: int | None = None,
+                 rule_id: str | None = None, throttled: bool = False) -> None:
+    """An alert and its outbox rows (channel → initial status), in the caller's transaction."""
     session.add(Alert(id=alert_id, kind=kind, hit_id=hit_id, rule_id=rule_id, payload=payload,
-                      created_at=now))
-    for channel in dict.fromkeys(channels):
-        session.add(Delivery(alert_id=alert_id, channel=channel, status="pending", attempts=0,
+                      throttled=throttled, created_at=now))
+    for channel, status in channels.items():
+        session.add(Delivery(alert_id=alert_id, channel=channel, status=status, attempts=0,
                              next_attempt_at=now, created_at=now))
+
+
+def count_rule_alerts(session: Session, rule_id: str, since: datetime) -> int:
+    """Hit alerts of a rule since ``since`` that were not held back by its throttle."""
+    return int(session.scalar(
+        select(func.count()).select_from(Alert)
+        .where(Alert.rule_id == rule_id, Alert.kind == "hit", Alert.throttled.is_(False),
+               Alert.created_at >= since)) or 0)
+
+
+def waiting_deliveries(session: Session, status: str, before: datetime,
+                       channel: str | None = None) -> list[tuple[Delivery, Alert]]:
+    """Deliveries held for a digest or by a throttle, created before ``before``, oldest first."""
+    query = (select(Delivery, Alert).join(Alert, Alert.id == Delivery.alert_id)
+             .where(Delivery.status == status, Delivery.created_at < before)
+             .order_by(Delivery.created_at, Delivery.id))
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    return [(d, a) for d, a in session.execute(query)]
+
+
+def fold_deliveries(session: Session, delivery_ids: Sequence[int], into: str) -> None:
+    """Mark deliveries as sent inside another alert (a digest or a throttle summary)."""
+    session.execute(update(Delivery).where(Delivery.id.in_(list(delivery_ids)))
+                    .values(status="folded", folded_into=into))
+
+
+def alert_exists(session: Session, alert_id: str) -> bool:
+    return session.get(Alert, alert_id) is not None
 
 
 def due_deliveries(session: Session, now: datetime, limit: int) -> list[DueDelivery]:
@@ -246,3 +275,12 @@ def retry_deliveries(session: Session, now: datetime, *, ids: Sequence[int] = ()
 def outbox_depth(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Delivery)
                               .where(Delivery.status == "pending")) or 0)
+
+
+def archive_articles(session: Session, since: datetime, limit: int = 100_000
+                     ) -> list[tuple[Article, str | None]]:
+    """Stored articles first seen since ``since``, oldest first, with their feed's name."""
+    rows = session.execute(
+        select(Article, Feed.name).join(Feed, Feed.id == Article.feed_id)
+        .where(Article.fetched_at >= since).order_by(Article.id).limit(limit))
+    return [(article, name) for article, name in rows]

@@ -1,0 +1,64 @@
+"""NER with the real English spaCy model (the `ner` extra); skipped where it is not installed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from monitor import nlp
+from monitor.config import load_settings
+from monitor.demo.server import FeedServer
+from monitor.match import Document, EntitySpec, Matcher, RuleSpec
+from monitor.service.daemon import Daemon
+from monitor.store.models import Alert
+from tests.conftest import WriteConfig, rss
+
+pytest.importorskip(nlp.MODEL)
+
+
+@pytest.fixture(scope="module")
+def ner() -> nlp.Ner:
+    model = nlp.Ner.load()
+    assert model is not None
+    return model
+
+
+def test_entities_people_places_organisations(ner: nlp.Ner) -> None:
+    (found,) = ner.entities([Document(
+        title="Aliyev hosts Erdoğan",
+        body="President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday.")])
+    assert "Ilham Aliyev" in found["PERSON"] and "Recep Tayyip Erdoğan" in found["PERSON"]
+    assert "Ankara" in found["GPE"]
+    assert "DATE" not in found
+
+
+def test_verify_ner_tells_a_person_from_a_country(ner: nlp.Ner) -> None:
+    entities = {"jordan": EntitySpec(id="jordan", aliases=("Jordan",), type="PERSON",
+                                     verify="ner")}
+    matcher = Matcher([RuleSpec(id="mj", query="@jordan")], entities)
+    person = Document(body="Michael Jordan played in Chicago for many years.")
+    country = Document(body="Jordan and Egypt signed a water deal on Tuesday.")
+    assert [h.rule_id for h in matcher.match(person, verify=ner.verifier(person))] == ["mj"]
+    assert matcher.match(country, verify=ner.verifier(country)) == []
+    assert [h.rule_id for h in matcher.match(country)] == ["mj"], "no verifier: no check"
+
+
+def test_alerts_carry_ner_entities(tmp_path: Path, write_config: WriteConfig) -> None:
+    feed = rss([{"guid": "1", "title": "Aliyev hosts Erdoğan",
+                 "description": "President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara."}])
+    with FeedServer({"/f.xml": feed}) as server:
+        config = write_config({
+            "database": f"sqlite:///{tmp_path / 'n.db'}",
+            "poll": {"allow_private_networks": True},
+            "feeds": [{"id": "f", "url": server.url("/f.xml")}],
+        }, {"rules": [{"id": "erdogan", "query": "erdogan"}]})
+        daemon = Daemon(load_settings(config), console=io.StringIO())
+        assert asyncio.run(daemon.run_once()) == 0
+    with daemon.db.session() as session:
+        (alert,) = session.scalars(select(Alert))
+    assert "Ilham Aliyev" in alert.payload["entities"]["PERSON"]
+    assert "Ankara" in alert.payload["entities"]["GPE"]
