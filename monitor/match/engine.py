@@ -1,17 +1,30 @@
 """Rule compilation and evaluation against one document at a time.
 
-Split in two so a faster candidate finder can replace the per-leaf lookups
-later: `DocIndex` answers "where does this leaf occur in this field", and the
-evaluator only combines those answers according to the AST.
+All enabled rules are compiled into one candidate index, so a document is
+tokenised once and only the rules that can possibly match are evaluated:
+
+* each rule's query is reduced to requirement groups, sets of keys (a folded
+  word, or `prefix*`) of which at least one must occur in the document;
+* the most selective group becomes the rule's trigger and is entered in an
+  inverted index (key -> rules); rules without any group (pure negations)
+  are evaluated for every document;
+* per document, the distinct words are looked up in the index (prefix keys
+  through a per-word cache), the other groups of each candidate are checked
+  against the document's words, and only then is the query tree evaluated,
+  in rule order, over lazily built per-field occurrence lists.
+
+`Matcher.match_naive` keeps the plain loop over every rule as the reference
+the one-pass path is tested against.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from itertools import accumulate
 from typing import NamedTuple
 
 from .entities import CompiledEntity, EntitySpec, Words, compile_entities, entity_spans
@@ -29,20 +42,24 @@ from .query import (
     QueryError,
     Term,
     entity_refs,
+    format_query,
     parse_query_with_columns,
+    query_terms,
     term_label,
 )
-from .text import Token, tokenize
+from .text import fold_token, token_pattern
 
 __all__ = [
     "CompiledQuery",
     "DocIndex",
     "Document",
     "Evidence",
+    "Explanation",
     "Matcher",
     "RuleError",
     "RuleHit",
     "RuleSpec",
+    "Verify",
     "compile_query",
 ]
 
@@ -55,6 +72,9 @@ TITLE_WEIGHT = 3.0
 SNIPPET_WIDTH = 240
 # Context kept before the first highlighted match when the field is cut.
 _SNIPPET_LEAD = 60
+
+# verify(entity_type, field, start, end) -> whether that occurrence really is the entity.
+Verify = Callable[[str, str, int, int], bool]
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,17 @@ class RuleHit:
     score: float
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Why a rule did or did not hit a document (see `Matcher.explain`)."""
+
+    rule_id: str
+    matched: bool
+    reason: str
+    # Canonical text of each top-level clause of the query and whether it holds.
+    clauses: tuple[tuple[str, bool], ...]
+
+
 class RuleError(ValueError):
     """A rule whose `query` or `exclude` does not compile."""
 
@@ -113,118 +144,348 @@ class RuleError(ValueError):
 # --------------------------------------------------------------------------
 # compilation
 
+# A requirement key is a folded word, or a prefix followed by "*" (folded
+# tokens never contain "*", so the two cannot collide). The empty word is
+# never present: it stands for "cannot match at all".
+Group = frozenset[str]
+
+# Words so frequent that no rule should wait on them when it has a choice.
+# Length alone would rank these as fairly selective.
+_COMMON_TEXT = """
+about after also and are because been but can could for from had has have her his how into
+its more not one only other over said says some than that the their them then there these
+they this those under was were what when where which while who will with would year years
+ama bir bile daha gibi icin ile kadar olan olarak sonra veya yeni
+dedi etdi ilə ucun
+был была были для его как что это
+"""
+_COMMON_WORDS = frozenset(map(fold_token, _COMMON_TEXT.split()))
+
+
+def _key_cost(key: str) -> float:
+    """Rough chance that `key` occurs in an article: only the ranking matters."""
+    prefix = key.endswith("*")
+    word = key[:-1] if prefix else key
+    if not word:
+        return 0.0
+    if word in _COMMON_WORDS or len(word) <= 2:
+        cost = 1.0
+    else:
+        cost = 0.5 ** min(len(word), 14)
+        if word.isdigit():
+            cost *= 8
+    if prefix:
+        cost = min(1.0, cost * 4)
+    return cost
+
+
+def _group_cost(group: Group) -> float:
+    return sum(map(_key_cost, group))
+
+
+def _best_group(groups: Sequence[Group]) -> Group:
+    return min(groups, key=lambda g: (_group_cost(g), len(g), sorted(g)))
+
+
+def _entity_group(entity: CompiledEntity) -> Group:
+    """Keys of which one must occur for any alias of `entity` to occur."""
+    if not entity.aliases:
+        # An entity without usable aliases can never match; an impossible
+        # requirement says so without special cases elsewhere.
+        return frozenset(("",))
+    chosen: set[str] = {alias[0] for alias in entity.aliases if len(alias) == 1}
+    for alias in sorted((a for a in entity.aliases if len(a) > 1), key=len):
+        # Every word of an alias must occur: reuse a word already required
+        # ("President Aliyev" next to "Aliyev"), else take the rarest one.
+        if chosen.isdisjoint(alias):
+            chosen.add(min(alias, key=lambda w: (_key_cost(w), w)))
+    return frozenset(chosen)
+
+
+def _requirements(
+    node: Node, entities: Mapping[str, CompiledEntity], memo: dict[str, Group]
+) -> list[Group]:
+    if isinstance(node, Term):
+        return [frozenset((node.word + "*" if node.prefix else node.word,))]
+    if isinstance(node, Phrase):
+        return [frozenset((w,)) for w in dict.fromkeys(node.words)]
+    if isinstance(node, EntityRef):
+        group = memo.get(node.name)
+        if group is None:
+            group = memo[node.name] = _entity_group(entities[node.name])
+        return [group]
+    if isinstance(node, And):
+        return [req for item in node.items for req in _requirements(item, entities, memo)]
+    if isinstance(node, Or):
+        alternatives: set[str] = set()
+        for item in node.items:
+            reqs = _requirements(item, entities, memo)
+            if not reqs:
+                return []
+            alternatives |= _best_group(reqs)
+        return [frozenset(alternatives)]
+    if isinstance(node, Near):
+        return _requirements(node.left, entities, memo) + _requirements(node.right, entities, memo)
+    if isinstance(node, (AtLeast, Field)):
+        return _requirements(node.item, entities, memo)
+    # NOT (and anything under it) promises nothing about what occurs.
+    return []
+
 
 @dataclass(frozen=True)
 class CompiledQuery:
     text: str
     node: Node
-    # Each set lists words of which at least one must occur somewhere in the
-    # document for the query to have any chance; an empty tuple means "no
-    # cheap test", e.g. for negations and prefixes.
+    # Each set lists keys (words, or `prefix*`) of which at least one must
+    # occur somewhere in the document for the query to have any chance; an
+    # empty tuple means "no cheap test", e.g. for negations.
     required: tuple[frozenset[str], ...]
 
 
-def _requirements(node: Node, entities: Mapping[str, CompiledEntity]) -> list[frozenset[str]]:
-    if isinstance(node, Term):
-        return [] if node.prefix else [frozenset((node.word,))]
-    if isinstance(node, Phrase):
-        return [frozenset((w,)) for w in node.words]
-    if isinstance(node, EntityRef):
-        firsts = entities[node.name].first_words
-        # An entity without usable aliases can never match; an impossible
-        # requirement says so without special cases elsewhere.
-        return [firsts] if firsts else [frozenset(("",))]
-    if isinstance(node, And):
-        return [req for item in node.items for req in _requirements(item, entities)]
-    if isinstance(node, Or):
-        alternatives: set[str] = set()
-        for item in node.items:
-            reqs = _requirements(item, entities)
-            if not reqs:
-                return []
-            alternatives |= reqs[0]
-        return [frozenset(alternatives)]
-    if isinstance(node, Near):
-        return _requirements(node.left, entities) + _requirements(node.right, entities)
-    if isinstance(node, (AtLeast, Field)):
-        return _requirements(node.item, entities)
-    return []
-
-
-def compile_query(text: str, entities: Mapping[str, CompiledEntity]) -> CompiledQuery:
-    """Parse `text` and resolve its @entities; raises `QueryError`."""
+def _compile_query(
+    text: str, entities: Mapping[str, CompiledEntity], memo: dict[str, Group]
+) -> CompiledQuery:
     node, columns = parse_query_with_columns(text)
     unknown = entity_refs(node) - entities.keys()
     if unknown:
         name = min(unknown, key=lambda n: columns[n])
         raise QueryError(columns[name], f"unknown entity '@{name}'")
-    return CompiledQuery(text, node, tuple(_requirements(node, entities)))
+    groups = list(dict.fromkeys(_requirements(node, entities, memo)))
+    # Most selective first, so the cheap pre-check fails as early as it can.
+    groups.sort(key=lambda g: (_group_cost(g), len(g), sorted(g)))
+    return CompiledQuery(text, node, tuple(groups))
+
+
+def compile_query(text: str, entities: Mapping[str, CompiledEntity]) -> CompiledQuery:
+    """Parse `text` and resolve its @entities; raises `QueryError`."""
+    return _compile_query(text, entities, {})
+
+
+# --------------------------------------------------------------------------
+# compiled trees
+#
+# The evaluator walks a copy of each query tree whose leaves are `_Leaf`
+# objects, shared by every rule that uses an equal leaf. They hash by
+# identity, so per-document caches keyed on them cost a pointer hash, and
+# they carry what a lookup needs (folded words, the entity, the label).
+
+_TERM, _PREFIX, _PHRASE, _ENTITY = range(4)
+
+
+class _Leaf:
+    __slots__ = ("entity", "firsts", "key", "kind", "label", "word", "words")
+
+    def __init__(self, node: Leaf, entities: Mapping[str, CompiledEntity]) -> None:
+        self.label = term_label(node)
+        self.word = ""
+        self.key = ""  # the requirement key of a prefix: "grain*"
+        self.words: Words = ()
+        self.entity: CompiledEntity | None = None
+        # Words of which one must be in the document for the leaf to occur.
+        self.firsts: frozenset[str] = frozenset()
+        if isinstance(node, Term):
+            self.kind = _PREFIX if node.prefix else _TERM
+            self.word = node.word
+            self.key = node.word + "*" if node.prefix else node.word
+            self.firsts = frozenset((node.word,))
+        elif isinstance(node, Phrase):
+            self.kind = _PHRASE
+            self.words = node.words
+            self.firsts = frozenset(node.words[:1])
+        else:
+            self.kind = _ENTITY
+            self.entity = entities[node.name]
+            self.firsts = self.entity.first_words
+
+    def absent(self, vocabulary: set[str]) -> bool:
+        """Whether the leaf certainly does not occur in a document with these words."""
+        if self.kind == _PREFIX:
+            return False
+        if self.kind == _PHRASE:
+            return not vocabulary.issuperset(self.words)
+        return vocabulary.isdisjoint(self.firsts)
+
+
+class _And(NamedTuple):
+    items: tuple[_Tree, ...]
+
+
+class _Or(NamedTuple):
+    items: tuple[_Tree, ...]
+
+
+class _Not(NamedTuple):
+    item: _Tree
+
+
+class _Field(NamedTuple):
+    field: str
+    item: _Tree
+
+
+class _Near(NamedTuple):
+    left: _Tree
+    right: _Tree
+    distance: int
+    ordered: bool
+
+
+class _AtLeast(NamedTuple):
+    count: int
+    item: _Tree
+
+
+_Tree = _Leaf | _And | _Or | _Not | _Field | _Near | _AtLeast
+
+
+class _Compiler:
+    """Shared state while compiling one rule set: entity groups and interned leaves."""
+
+    def __init__(self, entities: Mapping[str, CompiledEntity]) -> None:
+        self.entities = entities
+        self.groups: dict[str, Group] = {}
+        self.leaves: dict[Leaf, _Leaf] = {}
+
+    def tree(self, node: Node) -> _Tree:
+        if isinstance(node, (Term, Phrase, EntityRef)):
+            leaf = self.leaves.get(node)
+            if leaf is None:
+                leaf = self.leaves[node] = _Leaf(node, self.entities)
+            return leaf
+        if isinstance(node, And):
+            return _And(tuple(map(self.tree, node.items)))
+        if isinstance(node, Or):
+            return _Or(tuple(map(self.tree, node.items)))
+        if isinstance(node, Not):
+            return _Not(self.tree(node.item))
+        if isinstance(node, Field):
+            return _Field(node.field, self.tree(node.item))
+        if isinstance(node, Near):
+            return _Near(self.tree(node.left), self.tree(node.right), node.distance, node.ordered)
+        if isinstance(node, AtLeast):
+            return _AtLeast(node.count, self.tree(node.item))
+        raise TypeError(f"not a query node: {node!r}")
 
 
 # --------------------------------------------------------------------------
 # per-document index
 
 
-class Occ(NamedTuple):
-    """One occurrence: token positions `first..last`, characters `start:end`."""
-
-    first: int
-    last: int
-    start: int
-    end: int
-
-
 class _FieldIndex:
-    __slots__ = ("_sorted_words", "positions", "text", "tokens")
+    """One field's folded tokens; positions and character offsets on demand."""
+
+    __slots__ = ("_bounds", "_keep", "_parts", "_positions", "_sorted_words", "text", "vocab", "words")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.tokens: list[Token] = tokenize(text)
-        positions: dict[str, list[int]] = {}
-        for i, tok in enumerate(self.tokens):
-            positions.setdefault(tok.folded, []).append(i)
-        self.positions = positions
+        self._keep: list[int] | None = None
+        # Separators and raw tokens, alternately (see `token_pattern`).
+        self._parts: list[str] = []
+        words: list[str] = []
+        if text:
+            self._parts = token_pattern(text).split(text)
+            words = list(map(fold_token, self._parts[1::2]))
+            if "" in words:
+                # A raw token that folds to nothing is not a token at all.
+                keep = [i for i, w in enumerate(words) if w]
+                words = [words[i] for i in keep]
+                self._keep = keep
+        self.words = words
+        self.vocab = set(words)
+        self._positions: dict[str, list[int]] = {}
+        self._bounds: list[int] | None = None
         self._sorted_words: list[str] | None = None
 
-    def prefixed(self, prefix: str) -> list[int]:
-        """Positions of tokens starting with `prefix`, in text order."""
-        if self._sorted_words is None:
-            self._sorted_words = sorted(self.positions)
-        words = self._sorted_words
+    def chars(self, first: int, last: int) -> tuple[int, int]:
+        """Character offsets `(start, end)` of tokens `first..last`."""
+        bounds = self._bounds
+        if bounds is None:
+            # bounds[2i] is where raw token i starts, bounds[2i + 1] where it ends.
+            bounds = self._bounds = list(accumulate(map(len, self._parts)))
+        keep = self._keep
+        if keep is not None:
+            first, last = keep[first], keep[last]
+        return bounds[2 * first], bounds[2 * last + 1]
+
+    def positions(self, word: str) -> list[int]:
+        """Token positions of `word`, in text order."""
+        found = self._positions.get(word)
+        if found is None:
+            found = []
+            if word in self.vocab:
+                # list.index scans in C; cheaper than indexing every word of
+                # a long body when only a few words are ever asked about.
+                words = self.words
+                i = words.index(word)
+                try:
+                    while True:
+                        found.append(i)
+                        i = words.index(word, i + 1)
+                except ValueError:
+                    pass
+            self._positions[word] = found
+        return found
+
+    def prefixed(self, prefix: str, words: Iterable[str] | None = None) -> list[int]:
+        """Positions of tokens starting with `prefix`, in text order.
+
+        `words`, if given, are the document's words with that prefix (the
+        matcher knows them from its candidate search); else they are looked
+        up in this field's sorted vocabulary.
+        """
+        if words is None:
+            if self._sorted_words is None:
+                self._sorted_words = sorted(self.vocab)
+            vocab = self._sorted_words
+            words = []
+            for k in range(bisect_left(vocab, prefix), len(vocab)):
+                if not vocab[k].startswith(prefix):
+                    break
+                words.append(vocab[k])
         found: list[int] = []
-        for k in range(bisect_left(words, prefix), len(words)):
-            if not words[k].startswith(prefix):
-                break
-            found.extend(self.positions[words[k]])
+        for word in words:
+            found.extend(self.positions(word))
         found.sort()
         return found
 
     def find(self, words: Words) -> list[int]:
-        starts = self.positions.get(words[0], [])
-        if len(words) == 1:
+        """Start positions of the phrase `words`."""
+        starts = self.positions(words[0])
+        if len(words) == 1 or not starts:
             return starts
-        tokens = self.tokens
+        vocab = self.vocab
+        if any(w not in vocab for w in words[1:]):
+            return []
+        tokens = self.words
         n = len(words)
         limit = len(tokens) - n
         return [
-            p
-            for p in starts
-            if p <= limit and all(tokens[p + k].folded == words[k] for k in range(1, n))
+            p for p in starts if p <= limit and all(tokens[p + k] == words[k] for k in range(1, n))
         ]
 
-    def occ(self, first: int, last: int) -> Occ:
-        return Occ(first, last, self.tokens[first].start, self.tokens[last].end)
+
+Span = tuple[int, int]  # token positions first..last
 
 
 class DocIndex:
-    """Lazily tokenised fields of one document plus per-leaf occurrence caches."""
+    """Tokenised fields of one document plus per-leaf occurrence caches."""
 
-    def __init__(self, doc: Document, entities: Mapping[str, CompiledEntity]) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        entities: Mapping[str, CompiledEntity],
+        verify: Verify | None = None,
+    ) -> None:
         # Feeds often lack a field entirely; tolerate None as well as "".
         self.texts: dict[str, str] = {name: getattr(doc, name) or "" for name in DOC_FIELDS}
         self.entities = entities
+        self.verify = verify
+        # Prefix key ("grain*") -> the document's words with that prefix, when
+        # the caller already knows them.
+        self.prefix_words: Mapping[str, list[str]] | None = None
         self._fields: dict[str, _FieldIndex] = {}
-        self._occurrences: dict[tuple[Leaf, str], list[Occ]] = {}
+        self._occurrences: dict[tuple[_Leaf, str], list[Span]] = {}
+        self._found: dict[tuple[_Leaf, tuple[str, ...]], list[_Found]] = {}
         self._vocabulary: set[str] | None = None
 
     def field(self, name: str) -> _FieldIndex:
@@ -235,29 +496,55 @@ class DocIndex:
 
     @property
     def vocabulary(self) -> set[str]:
+        """Every distinct folded word of the document, all fields together."""
         if self._vocabulary is None:
-            vocab: set[str] = set()
-            for name in DOC_FIELDS:
-                vocab.update(self.field(name).positions)
-            self._vocabulary = vocab
+            field = self.field
+            self._vocabulary = set().union(*(field(name).vocab for name in DOC_FIELDS))
         return self._vocabulary
 
-    def occurrences(self, leaf: Leaf, field: str) -> list[Occ]:
+    def found(self, leaf: _Leaf, fields: tuple[str, ...]) -> list[_Found]:
+        """Occurrences of `leaf` in `fields`, field by field; shared, do not modify."""
+        key = (leaf, fields)
+        found = self._found.get(key)
+        if found is None:
+            found = []
+            if not leaf.absent(self.vocabulary):
+                for f in fields:
+                    spans = self.occurrences(leaf, f)
+                    if spans:
+                        found.extend([_Found(f, a, b, leaf) for a, b in spans])
+            self._found[key] = found
+        return found
+
+    def occurrences(self, leaf: _Leaf, field: str) -> list[Span]:
         key = (leaf, field)
         found = self._occurrences.get(key)
         if found is None:
-            found = self._occurrences[key] = self._find(leaf, self.field(field))
+            found = self._occurrences[key] = self._find(leaf, field)
         return found
 
-    def _find(self, leaf: Leaf, index: _FieldIndex) -> list[Occ]:
-        if isinstance(leaf, Term):
-            if not leaf.prefix:
-                return [index.occ(p, p) for p in index.positions.get(leaf.word, ())]
-            return [index.occ(p, p) for p in index.prefixed(leaf.word)]
-        if isinstance(leaf, Phrase):
+    def _find(self, leaf: _Leaf, field: str) -> list[Span]:
+        index = self._fields.get(field) or self.field(field)
+        kind = leaf.kind
+        if kind == _TERM:
+            return [(p, p) for p in index.positions(leaf.word)]
+        if kind == _PREFIX:
+            known = self.prefix_words
+            words = None if known is None else known.get(leaf.key, ())
+            return [(p, p) for p in index.prefixed(leaf.word, words)]
+        if kind == _PHRASE:
             n = len(leaf.words) - 1
-            return [index.occ(p, p + n) for p in index.find(leaf.words)]
-        return [index.occ(a, b) for a, b in entity_spans(self.entities[leaf.name], index.find)]
+            return [(p, p + n) for p in index.find(leaf.words)]
+        entity = leaf.entity
+        assert entity is not None
+        if index.vocab.isdisjoint(leaf.firsts):
+            return []
+        spans = entity_spans(entity, index.find)
+        verify = self.verify
+        if spans and entity.verify and verify is not None:
+            kind_name = entity.type or ""
+            spans = [(a, b) for a, b in spans if verify(kind_name, field, *index.chars(a, b))]
+        return spans
 
 
 # --------------------------------------------------------------------------
@@ -266,8 +553,9 @@ class DocIndex:
 
 class _Found(NamedTuple):
     field: str
-    occ: Occ
-    term: str
+    first: int
+    last: int
+    leaf: _Leaf
 
 
 # The fields a subtree may look at. `None` means no `field:` prefix applies
@@ -289,64 +577,75 @@ def _narrow(scope: Scope, field: str) -> tuple[str, ...]:
 class _Evaluator:
     def __init__(self, index: DocIndex) -> None:
         self.index = index
+        self.found = index.found
 
-    def positions(self, node: Node, scope: Scope) -> list[_Found]:
+    def positions(self, node: _Tree, scope: Scope) -> list[_Found]:
         """Occurrences of a positional node (leaf, OR-group or field of those)."""
-        if isinstance(node, (Term, Phrase, EntityRef)):
-            label = term_label(node)
-            return [
-                _Found(f, occ, label)
-                for f in _fields(scope)
-                for occ in self.index.occurrences(node, f)
-            ]
-        if isinstance(node, Or):
+        if type(node) is _Leaf:
+            return self.found(node, TEXT_FIELDS if scope is None else scope)
+        if type(node) is _Or:
             return [found for item in node.items for found in self.positions(item, scope)]
-        if isinstance(node, Field):
+        if type(node) is _Field:
             return self.positions(node.item, _narrow(scope, node.field))
         raise TypeError(f"not a positional node: {node!r}")  # the parser rejects these
 
-    def evaluate(self, node: Node, scope: Scope, want: bool) -> tuple[bool, list[_Found]]:
-        """Whether `node` matches, and (if `want`) the evidence from positive branches."""
-        if isinstance(node, (Term, Phrase, EntityRef)):
+    def holds(self, node: _Tree, scope: Scope) -> bool:
+        """Whether `node` matches; stops at the first occurrence that decides."""
+        kind = type(node)
+        if kind is _Leaf:
+            return bool(self.found(node, TEXT_FIELDS if scope is None else scope))
+        if kind is _And:
+            return all(self.holds(item, scope) for item in node.items)
+        if kind is _Or:
+            return any(self.holds(item, scope) for item in node.items)
+        if kind is _Not:
+            return not self.holds(node.item, scope)
+        if kind is _Field:
+            return self.holds(node.item, _narrow(scope, node.field))
+        return self.evaluate(node, scope)[0]
+
+    def evaluate(self, node: _Tree, scope: Scope) -> tuple[bool, list[_Found]]:
+        """Whether `node` matches, and the evidence from its positive branches."""
+        kind = type(node)
+        if kind is _Leaf:
             found = self.positions(node, scope)
             return bool(found), found
-        if isinstance(node, And):
+        if kind is _And:
             evidence: list[_Found] = []
             for item in node.items:
-                ok, ev = self.evaluate(item, scope, want)
+                ok, ev = self.evaluate(item, scope)
                 if not ok:
                     return False, []
                 evidence.extend(ev)
             return True, evidence
-        if isinstance(node, Or):
+        if kind is _Or:
             matched = False
             evidence = []
             for item in node.items:
-                ok, ev = self.evaluate(item, scope, want)
+                ok, ev = self.evaluate(item, scope)
                 if ok:
-                    if not want:
-                        return True, []
                     matched = True
                     evidence.extend(ev)
             return matched, evidence
-        if isinstance(node, Not):
-            ok, _ = self.evaluate(node.item, scope, False)
-            return not ok, []
-        if isinstance(node, Field):
-            return self.evaluate(node.item, _narrow(scope, node.field), want)
-        if isinstance(node, AtLeast):
+        if kind is _Not:
+            return not self.holds(node.item, scope), []
+        if kind is _Field:
+            return self.evaluate(node.item, _narrow(scope, node.field))
+        if kind is _AtLeast:
+            assert isinstance(node, _AtLeast)
             found = self.positions(node.item, scope)
             # An occurrence reached through two alternatives (`grain OR
             # grain*`) is still one occurrence.
-            distinct = {(f.field, f.occ.first, f.occ.last) for f in found}
+            distinct = {(f.field, f.first, f.last) for f in found}
             if len(distinct) < node.count:
                 return False, []
             return True, found
-        if isinstance(node, Near):
+        if kind is _Near:
+            assert isinstance(node, _Near)
             return self.near(node, scope)
         raise TypeError(f"not a query node: {node!r}")
 
-    def near(self, node: Near, scope: Scope) -> tuple[bool, list[_Found]]:
+    def near(self, node: _Near, scope: Scope) -> tuple[bool, list[_Found]]:
         evidence: list[_Found] = []
         n = node.distance
         # Proximity never crosses fields, so pair up occurrences field by field.
@@ -354,28 +653,27 @@ class _Evaluator:
             lefts = self.positions(node.left, (field,))
             if not lefts:
                 continue
-            rights = sorted(self.positions(node.right, (field,)), key=lambda f: f.occ.first)
+            rights = sorted(self.positions(node.right, (field,)), key=lambda f: f.first)
             if not rights:
                 continue
-            firsts = [r.occ.first for r in rights]
-            widest = max(r.occ.last - r.occ.first for r in rights)
+            firsts = [r.first for r in rights]
+            widest = max(r.last - r.first for r in rights)
             used_right: set[int] = set()
             for left in lefts:
-                a = left.occ
                 if node.ordered:
-                    lo = bisect_right(firsts, a.last)
+                    lo = bisect_right(firsts, left.last)
                 else:
-                    lo = bisect_left(firsts, a.first - n - widest)
-                hi = bisect_right(firsts, a.last + n)
+                    lo = bisect_left(firsts, left.first - n - widest)
+                hi = bisect_right(firsts, left.last + n)
                 paired = False
                 for k in range(lo, hi):
-                    b = rights[k].occ
+                    b = rights[k]
                     # Overlapping occurrences are the same words, not two
                     # mentions near each other.
-                    if b.first > a.last:
-                        gap = b.first - a.last
-                    elif not node.ordered and a.first > b.last:
-                        gap = a.first - b.last
+                    if b.first > left.last:
+                        gap = b.first - left.last
+                    elif not node.ordered and left.first > b.last:
+                        gap = left.first - b.last
                     else:
                         continue
                     if gap <= n:
@@ -392,11 +690,15 @@ class _Evaluator:
 
 
 def _evidence(index: DocIndex, found: Iterable[_Found]) -> tuple[Evidence, ...]:
-    unique = {(f.field, f.occ.start, f.occ.end, f.term) for f in found}
-    ordered = sorted(unique, key=lambda u: (_FIELD_ORDER[u[0]], u[1], u[2], u[3]))
+    rows: list[tuple[int, int, int, str, str]] = []
+    for field, first, last, leaf in set(found):
+        start, end = index.field(field).chars(first, last)
+        rows.append((_FIELD_ORDER[field], start, end, leaf.label, field))
+    rows.sort()
+    texts = index.texts
     return tuple(
-        Evidence(term, index.texts[field][start:end], field, start, end)
-        for field, start, end, term in ordered
+        Evidence(term, texts[field][start:end], field, start, end)
+        for _, start, end, term, field in rows
     )
 
 
@@ -448,11 +750,13 @@ def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
     for s, e in spans:
         if s < start or e > end:
             continue
-        parts.append(_SPACES.sub(" ", text[pos:s]))
-        parts.append("«" + _SPACES.sub(" ", text[s:e]) + "»")
+        parts.extend((text[pos:s], "«", text[s:e], "»"))
         pos = e
-    parts.append(_SPACES.sub(" ", text[pos:end]))
-    out = "".join(parts).strip()
+    parts.append(text[pos:end])
+    # Collapse each run of whitespace to one space (str.split and the regex
+    # \s agree on what whitespace is); the markers are not whitespace, so no
+    # run crosses one.
+    out = " ".join("".join(parts).split())
     if start > 0:
         out = "…" + out
     if end < len(text):
@@ -464,10 +768,14 @@ def _feed_matches(patterns: tuple[str, ...], feed_id: str | None) -> bool:
     return feed_id is not None and any(fnmatchcase(feed_id, pattern) for pattern in patterns)
 
 
+def _normal_lang(lang: str) -> str:
+    return lang.strip().lower().replace("_", "-")
+
+
 def _lang_matches(wanted: tuple[str, ...], lang: str | None) -> bool:
     if not wanted or not lang:
         return True
-    lang = lang.strip().lower().replace("_", "-")
+    lang = _normal_lang(lang)
     return any(lang == w or lang.startswith(w + "-") for w in wanted)
 
 
@@ -477,6 +785,26 @@ class _Rule:
     query: CompiledQuery
     exclude: CompiledQuery | None
     languages: tuple[str, ...]
+    tree: _Tree
+    exclude_tree: _Tree | None
+
+
+def _make_hit(index: DocIndex, rule_id: str, found: Iterable[_Found]) -> RuleHit:
+    matches = _evidence(index, found)
+    return RuleHit(rule_id, matches, _snippet(index.texts, matches), _score(matches))
+
+
+def _top_clauses(node: Node, tree: _Tree) -> list[tuple[Node, _Tree]]:
+    if isinstance(node, (And, Or)):
+        assert isinstance(tree, (_And, _Or))
+        return list(zip(node.items, tree.items, strict=True))
+    return [(node, tree)]
+
+
+# Distinct words remembered with their triggered rules; cleared when full so
+# a long-running daemon's vocabulary cannot grow it without bound.
+_WORD_CACHE_SIZE = 1 << 17
+_NOTHING: tuple[tuple[int, ...], tuple[str, ...]] = ((), ())
 
 
 class Matcher:
@@ -489,6 +817,12 @@ class Matcher:
             raise errors[0]
         self._rules = compiled
         self.rule_ids: tuple[str, ...] = tuple(rule.id for rule in rules)
+        self._by_id: dict[str, int] = {}
+        for i, rule in enumerate(compiled):
+            self._by_id.setdefault(rule.spec.id, i)
+        self._build_index()
+
+    # -- compilation ---------------------------------------------------------
 
     @staticmethod
     def _compile(
@@ -496,6 +830,7 @@ class Matcher:
     ) -> tuple[list[_Rule], list[RuleError]]:
         compiled: list[_Rule] = []
         errors: list[RuleError] = []
+        compiler = _Compiler(entities)
         for spec in rules:
             parts: dict[str, CompiledQuery | None] = {"query": None, "exclude": None}
             failed = False
@@ -503,24 +838,178 @@ class Matcher:
                 if text is None:
                     continue
                 try:
-                    parts[key] = compile_query(text, entities)
+                    parts[key] = _compile_query(text, entities, compiler.groups)
                 except QueryError as exc:
                     errors.append(RuleError(spec.id, key, exc.column, exc.message))
                     failed = True
             query = parts["query"]
             if not failed and query is not None:
-                languages = tuple(lang.strip().lower().replace("_", "-") for lang in spec.languages)
-                compiled.append(_Rule(spec, query, parts["exclude"], languages))
+                languages = tuple(_normal_lang(lang) for lang in spec.languages)
+                exclude = parts["exclude"]
+                exclude_tree = None if exclude is None else compiler.tree(exclude.node)
+                compiled.append(
+                    _Rule(spec, query, exclude, languages, compiler.tree(query.node), exclude_tree)
+                )
         return compiled, errors
+
+    def _build_index(self) -> None:
+        trigger: dict[str, list[int]] = {}
+        always: list[int] = []
+        # Per rule position: the requirement groups still to check once the
+        # trigger fired (None for rules that are never candidates).
+        rest: list[tuple[Group, ...] | None] = []
+        prefixes: set[str] = set()
+        for i, rule in enumerate(self._rules):
+            groups = rule.query.required
+            for query in (rule.query, rule.exclude):
+                if query is not None:
+                    # Every prefix leaf, not only those in requirement groups:
+                    # the candidate search then also finds the words each
+                    # prefix stands for, and evaluation reuses them.
+                    prefixes.update(
+                        t.word for t in query_terms(query.node) if isinstance(t, Term) and t.prefix
+                    )
+            if not rule.spec.enabled:
+                rest.append(None)
+                continue
+            if not groups:
+                always.append(i)
+                rest.append(())
+                continue
+            best = _best_group(groups)
+            for key in best:
+                trigger.setdefault(key, []).append(i)
+            rest.append(tuple(g for g in groups if g is not best))
+        self._trigger = {key: tuple(ids) for key, ids in trigger.items()}
+        self._trigger_keys = frozenset(self._trigger)
+        self._always = tuple(always)
+        self._rest = rest
+        self._prefix_of = {p: p + "*" for p in prefixes}
+        self._prefix_lengths = tuple(sorted({len(p) for p in prefixes}))
+        self._word_cache: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        self._inert: set[str] = set()
 
     @staticmethod
     def check(rules: Sequence[RuleSpec], entities: Mapping[str, EntitySpec]) -> list[RuleError]:
         """Every compile error in `rules`, in rule order (query before exclude)."""
         return Matcher._compile(rules, compile_entities(entities))[1]
 
-    def match(self, doc: Document) -> list[RuleHit]:
-        """Hits for `doc`, in rule order; disabled rules are skipped."""
-        index = DocIndex(doc, self.entities)
+    # -- candidates ----------------------------------------------------------
+
+    def _word_info(self, word: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """Rules triggered by `word` (directly or through a prefix) and its prefix keys.
+
+        Remembered per word: most words of an article trigger nothing and
+        are set aside in `_inert`, so the next article skips them with a
+        single set difference.
+        """
+        prefix_of = self._prefix_of
+        keys: list[str] = []
+        for n in self._prefix_lengths:
+            if n > len(word):
+                break
+            key = prefix_of.get(word[:n])
+            if key is not None:
+                keys.append(key)
+        trigger = self._trigger
+        rules: list[int] = list(trigger.get(word, ()))
+        for key in keys:
+            rules.extend(trigger.get(key, ()))
+        if not rules and not keys:
+            inert = self._inert
+            if len(inert) >= _WORD_CACHE_SIZE:
+                inert.clear()
+            inert.add(word)
+            return _NOTHING
+        info = (tuple(rules), tuple(keys))
+        cache = self._word_cache
+        if len(cache) >= _WORD_CACHE_SIZE:
+            cache.clear()
+        cache[word] = info
+        return info
+
+    def _candidates(self, vocabulary: set[str]) -> tuple[list[int], dict[str, list[str]]]:
+        """Rule positions worth evaluating, in rule order, and the prefix keys present.
+
+        The keys map to the document's words that have that prefix.
+        """
+        candidates: set[int] = set(self._always)
+        prefix_words: dict[str, list[str]] = {}
+        if self._prefix_lengths:
+            cache_get = self._word_cache.get
+            for word in vocabulary - self._inert:
+                info = cache_get(word)
+                if info is None:
+                    info = self._word_info(word)
+                if info is not _NOTHING:
+                    candidates.update(info[0])
+                    for key in info[1]:
+                        words = prefix_words.get(key)
+                        if words is None:
+                            prefix_words[key] = [word]
+                        else:
+                            words.append(word)
+        else:
+            trigger = self._trigger
+            for word in vocabulary & self._trigger_keys:
+                candidates.update(trigger[word])
+        return sorted(candidates), prefix_words
+
+    # -- matching ------------------------------------------------------------
+
+    def match(self, doc: Document, *, verify: Verify | None = None) -> list[RuleHit]:
+        """Hits for `doc`, in rule order; disabled rules are skipped.
+
+        `verify(entity_type, field, start, end)` confirms each occurrence of
+        an entity declared with `verify="ner"` (offsets into that field's
+        text); it is called only for occurrences a candidate rule needs.
+        Without it every alias occurrence counts.
+        """
+        index = DocIndex(doc, self.entities, verify)
+        vocabulary = index.vocabulary
+        candidates, prefix_words = self._candidates(vocabulary)
+        if not candidates:
+            return []
+        index.prefix_words = prefix_words
+        prefix_keys = prefix_words.keys()
+
+        def present(groups: Iterable[Group]) -> bool:
+            for group in groups:
+                if vocabulary.isdisjoint(group) and (not prefix_keys or prefix_keys.isdisjoint(group)):
+                    return False
+            return True
+
+        evaluator = _Evaluator(index)
+        rules = self._rules
+        rest = self._rest
+        feed_id, lang = doc.feed_id, doc.lang
+        hits: list[RuleHit] = []
+        for i in candidates:
+            others = rest[i]
+            if others and not present(others):
+                continue
+            rule = rules[i]
+            spec = rule.spec
+            if spec.feeds and not _feed_matches(spec.feeds, feed_id):
+                continue
+            if rule.languages and not _lang_matches(rule.languages, lang):
+                continue
+            ok, found = evaluator.evaluate(rule.tree, None)
+            if not ok:
+                continue
+            exclude = rule.exclude
+            if (
+                exclude is not None
+                and present(exclude.required)
+                and evaluator.holds(rule.exclude_tree, None)
+            ):
+                continue
+            hits.append(_make_hit(index, spec.id, found))
+        return hits
+
+    def match_naive(self, doc: Document, *, verify: Verify | None = None) -> list[RuleHit]:
+        """Reference for `match`: every rule evaluated in full, no index, no pre-checks."""
+        index = DocIndex(doc, self.entities, verify)
         evaluator = _Evaluator(index)
         hits: list[RuleHit] = []
         for rule in self._rules:
@@ -531,25 +1020,43 @@ class Matcher:
                 continue
             if not _lang_matches(rule.languages, doc.lang):
                 continue
-            if not _may_match(rule.query, index):
-                continue
-            ok, found = evaluator.evaluate(rule.query.node, None, True)
+            ok, found = evaluator.evaluate(rule.tree, None)
             if not ok:
                 continue
-            exclude = rule.exclude
-            if (
-                exclude is not None
-                and _may_match(exclude, index)
-                and evaluator.evaluate(exclude.node, None, False)[0]
-            ):
+            if rule.exclude_tree is not None and evaluator.evaluate(rule.exclude_tree, None)[0]:
                 continue
-            matches = _evidence(index, found)
-            hits.append(RuleHit(spec.id, matches, _snippet(index.texts, matches), _score(matches)))
+            hits.append(_make_hit(index, spec.id, found))
         return hits
 
+    def explain(self, doc: Document, rule_id: str, *, verify: Verify | None = None) -> Explanation:
+        """Whether rule `rule_id` hits `doc`, why, and which top-level clauses hold.
 
-def _may_match(query: CompiledQuery, index: DocIndex) -> bool:
-    if not query.required:
-        return True
-    vocabulary = index.vocabulary
-    return all(not vocabulary.isdisjoint(group) for group in query.required)
+        Raises `KeyError` for an unknown rule id.
+        """
+        position = self._by_id.get(rule_id)
+        if position is None:
+            raise KeyError(rule_id)
+        rule = self._rules[position]
+        spec = rule.spec
+        evaluator = _Evaluator(DocIndex(doc, self.entities, verify))
+        clauses = tuple(
+            (format_query(clause), evaluator.holds(tree, None))
+            for clause, tree in _top_clauses(rule.query.node, rule.tree)
+        )
+        if not spec.enabled:
+            reason = "rule is disabled"
+        elif spec.feeds and not _feed_matches(spec.feeds, doc.feed_id):
+            reason = f"feed '{doc.feed_id or ''}' is not in the rule's feeds"
+        elif not _lang_matches(rule.languages, doc.lang):
+            reason = f"language '{doc.lang}' is not in [{', '.join(rule.languages)}]"
+        elif not evaluator.holds(rule.tree, None):
+            reason = "query did not match"
+        elif (
+            rule.exclude is not None
+            and rule.exclude_tree is not None
+            and evaluator.holds(rule.exclude_tree, None)
+        ):
+            reason = f"excluded by: {format_query(rule.exclude.node)}"
+        else:
+            reason = "matched"
+        return Explanation(spec.id, reason == "matched", reason, clauses)

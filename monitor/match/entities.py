@@ -12,12 +12,22 @@ __all__ = ["CompiledEntity", "EntitySpec", "compile_entities", "entity_spans"]
 Words = tuple[str, ...]
 
 
+VERIFY_MODES: tuple[str, ...] = ("ner",)
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     id: str
     aliases: tuple[str, ...]
     not_names: tuple[str, ...] = ()
     type: str | None = None
+    # "ner": each occurrence must also be confirmed by the caller's `verify`
+    # callback (a NER model outside this package); None: aliases suffice.
+    verify: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verify is not None and self.verify not in VERIFY_MODES:
+            raise ValueError(f"entity {self.id!r}: verify must be 'ner' or None, got {self.verify!r}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,9 @@ class CompiledEntity:
     # contain: the entity's own `not` names plus longer aliases of other
     # entities ("Heydar Aliyev" hides the "Aliyev" inside it).
     blockers: tuple[Words, ...]
+    type: str | None = None
+    # Occurrences must be confirmed by the `verify` callback given to `Matcher.match`.
+    verify: bool = False
 
     @property
     def first_words(self) -> frozenset[str]:
@@ -72,7 +85,9 @@ def compile_entities(entities: Mapping[str, EntitySpec]) -> dict[str, CompiledEn
             for other_key, other in by_word.get(alias[0], ()):
                 if other_key != key and len(other) > len(alias) and _contains(other, alias):
                     blockers[other] = None
-        compiled[key] = CompiledEntity(key, own, tuple(sorted(blockers)))
+        compiled[key] = CompiledEntity(
+            key, own, tuple(sorted(blockers)), spec.type, spec.verify == "ner"
+        )
     return compiled
 
 

@@ -12,20 +12,24 @@ import unicodedata
 from functools import lru_cache
 from typing import NamedTuple
 
-__all__ = ["Token", "fold", "fold_token", "tokenize"]
+__all__ = ["Token", "fold", "fold_token", "token_pattern", "tokenize"]
 
 
-def _mark_class() -> str:
+def _mark_codepoints() -> list[int]:
     # Python's \w does not include combining marks, so a decomposed "ğ"
     # (g + U+0306) or a Devanagari vowel sign would otherwise split a word in
     # two. Marks only occur below U+20000 and in the variation-selector
     # supplement, so scanning those ranges is enough and keeps import cheap.
-    codepoints = [
+    return [
         c
         for block in (range(0x20000), range(0xE0100, 0xE01F0))
         for c in block
         if unicodedata.category(chr(c)).startswith("M")
     ]
+
+
+def _char_class(codepoints: list[int]) -> str:
+    """Regex class body (without brackets) for sorted `codepoints`."""
     ranges: list[str] = []
     start = prev = codepoints[0]
     for c in codepoints[1:] + [-2]:
@@ -38,7 +42,8 @@ def _mark_class() -> str:
     return "".join(ranges)
 
 
-_MARKS = _mark_class()
+_MARK_CODEPOINTS = _mark_codepoints()
+_MARKS = _char_class(_MARK_CODEPOINTS)
 # Soft hyphen and zero-width (non-)joiners sit inside words in real text
 # (hyphenation hints, Persian/Indic orthography); they must not split a token.
 _INVISIBLE_IN_WORD = "\u00ad\u200c\u200d"
@@ -48,6 +53,47 @@ _INVISIBLE_IN_WORD = "\u00ad\u200c\u200d"
 _TOKEN_CHAR = rf"[^\W_\u02bb\u02bc]|[{_MARKS}{_INVISIBLE_IN_WORD}]"
 _TOKEN_RE = re.compile(rf"(?:{_TOKEN_CHAR})+")
 _NON_TOKEN_RE = re.compile(rf"(?:(?!{_TOKEN_CHAR}).)+", re.DOTALL)
+
+
+def _bmp_token_codepoints() -> list[int]:
+    # `_TOKEN_RE` is exact but slow: the alternation inside the repeat costs
+    # about a microsecond per token. The same per-character predicate spelled
+    # out as one explicit class of BMP code points compiles to a bitmap, which
+    # the regex engine scans several times faster. Astral characters would
+    # land in a slow range list, so text containing any keeps the exact
+    # pattern (see `token_pattern`). For str patterns \w is "isalnum() or
+    # underscore", hence the predicate below.
+    extra = {c for c in _MARK_CODEPOINTS if c < 0x10000}
+    extra.update(map(ord, _INVISIBLE_IN_WORD))
+    excluded = {ord("_"), 0x02BB, 0x02BC}
+    return [
+        c
+        for c in range(0x10000)
+        if c in extra or (c not in excluded and chr(c).isalnum())
+    ]
+
+
+# Each pattern is one capturing group, so `split` returns the separators and
+# the tokens alternately, separators first (see `token_pattern`).
+_SPLIT_RE = re.compile(rf"({_TOKEN_RE.pattern})")
+_BMP_TOKEN_RE = re.compile(f"([{_char_class(_bmp_token_codepoints())}]+)")
+_ASCII_TOKEN_RE = re.compile(r"([A-Za-z0-9]+)")
+_ASTRAL_RE = re.compile("[\U00010000-\U0010FFFF]")
+
+
+def token_pattern(text: str) -> re.Pattern[str]:
+    """The fastest pattern that finds exactly the raw tokens of `text`.
+
+    It has one capturing group around the token, so `findall` returns the raw
+    tokens and `split` returns `[separator, token, separator, ..., separator]`,
+    from which the offsets of every token follow by adding up lengths.
+    """
+    if text.isascii():
+        return _ASCII_TOKEN_RE
+    if _ASTRAL_RE.search(text) is None:
+        return _BMP_TOKEN_RE
+    return _SPLIT_RE
+
 
 # Applied before casefold: the Turkic dotless/dotted i pair would otherwise
 # fold to two different letters ("ı" stays "ı", "İ" becomes "i̇"), and "ə" is
@@ -139,7 +185,7 @@ def fold_token(raw: str) -> str:
 def tokenize(text: str) -> list[Token]:
     """Word tokens of `text` with offsets into the original string."""
     tokens: list[Token] = []
-    for m in _TOKEN_RE.finditer(text):
+    for m in token_pattern(text).finditer(text):
         key = fold_token(m.group())
         if key:
             tokens.append(Token(key, m.start(), m.end()))
