@@ -41,7 +41,7 @@ def setup_outbox(db_url: str, receiver: Receiver, policy: RetryPolicy) -> tuple[
                "article": {"title": "T", "url": None, "source": {"id": "f", "name": "F"}},
                "snippet": "s"}
     db.call(queries.insert_alert, alert_id="alert-1", kind="hit", payload=payload,
-            channels=["hook", "console"], now=clock.now)
+            channels={"hook": "pending", "console": "pending"}, now=clock.now)
     return db, dispatcher, clock, console
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from monitor.notify.render import render
+
 
 def format_alert(payload: dict[str, Any]) -> str:
     if payload.get("type") != "hit":
-        return f"[{payload.get('type', 'alert')}] {payload.get('id')}"
+        rendered = render(payload)
+        body = "\n".join(f"    {line}" if line else "" for line in rendered.body.splitlines())
+        return f"# {rendered.title}\n{body}"
     rule = payload["rule"]
     article = payload["article"]
     flag = "!" if rule.get("priority") == "high" else "*"

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -115,12 +116,15 @@ class Alert(Base):
     """One message, frozen at creation so every retry sends the same bytes under the same id."""
 
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_rule_created", "rule_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))  # hit | digest | health
     hit_id: Mapped[int | None] = mapped_column(ForeignKey("hits.id"), index=True)
     rule_id: Mapped[str | None] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]]
+    # Held back by the rule's throttle: sent later inside one summary alert.
+    throttled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 
@@ -131,14 +135,18 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("alert_id", "channel"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel_status", "channel", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"))
     channel: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | sent | failed
+    # pending → sent | failed; held (waiting for the channel's digest) and throttled
+    # (waiting for the rule's summary) → folded, once sent inside that digest or summary.
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    folded_into: Mapped[str | None] = mapped_column(String(40))
