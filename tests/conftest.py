@@ -91,8 +91,10 @@ class Receiver:
                              f"got {len(self.calls)}")
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def start_receiver(port: int = 0, hang_first: threading.Event | None = None
+                   ) -> tuple[Receiver, Callable[[], None]]:
+    """A loopback receiver; with ``hang_first``, the first call is read and left unanswered
+    until the event is set (a crash "between sending and marking sent")."""
     state = Receiver()
     lock = threading.Lock()
 
@@ -105,7 +107,11 @@ def receiver() -> Iterator[Receiver]:
             with lock:
                 state.calls.append(Received(self.path, dict(self.headers.items()), body,
                                             time.monotonic()))
+                first = len(state.calls) == 1
                 status = state.statuses.pop(0) if state.statuses else 200
+            if first and hang_first is not None:
+                hang_first.wait(30)
+                return
             self.send_response(status)
             headers = state.extra_headers if status != 200 else {}
             for key, value in headers.items():
@@ -116,14 +122,34 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return None
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+
+    def stop() -> None:
+        if hang_first is not None:
+            hang_first.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+    return state, stop
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state, stop = start_receiver()
     yield state
-    httpd.shutdown()
-    httpd.server_close()
+    stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- configs and feeds
