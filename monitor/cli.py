@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_list = alerts_commands.add_parser("list", help="list deliveries (the default)")
     for p in (alerts, alerts_list):
         _add_config(p)
-        p.add_argument("--status", choices=["pending", "sent", "failed"], help="only this status")
+        p.add_argument("--status", choices=["pending", "held", "throttled", "sent", "folded", "failed"],
+                       help="only this status")
         p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
         p.add_argument("--json", action="store_true", help="print JSON")
     retry = alerts_commands.add_parser("retry", help="requeue failed deliveries")

@@ -1,0 +1,60 @@
+"""The read-only commands over a seeded database: tables and their --json forms."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import load_settings
+from monitor.demo import demo_config, feed_documents
+from monitor.demo.server import FeedServer
+from monitor.service.daemon import Daemon
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("seeded")
+    with FeedServer(feed_documents()) as server:
+        config = demo_config(folder, server.port)
+        assert asyncio.run(Daemon(load_settings(config), console=io.StringIO()).run_once()) == 0
+    return config
+
+
+def test_feeds(seeded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["feeds", "--json", "--config", str(seeded)]) == 0
+    feeds = json.loads(capsys.readouterr().out)
+    assert sorted(f["id"] for f in feeds) == ["anatolia-sport-culture", "black-sea-business",
+                                              "caucasus-wire"]
+    assert all(f["status"] == "ok" and f["last_success_at"] for f in feeds)
+    assert main(["feeds", "list", "--config", str(seeded)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["ID", "STATUS"] and len(table) == 4
+
+
+def test_hits(seeded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hits", "--rule", "karabakh", "--json", "--config", str(seeded)]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 4 and all(h["rule"] == "karabakh" for h in hits)
+    assert sum(1 for h in hits if not h["alerted"]) == 1, "the five-day-old story is not alerted"
+    assert main(["hits", "--since", "soon", "--config", str(seeded)]) == 1
+    assert "invalid duration" in capsys.readouterr().err
+
+
+def test_alerts(seeded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "--json", "--config", str(seeded)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["status"] == "sent" and r["channel"] == "console" for r in rows)
+    assert main(["alerts", "list", "--status", "failed", "--config", str(seeded)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1   # the header only
+    assert main(["alerts", "retry", "--config", str(seeded)]) == 2
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
