@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from monitor.cli import main
+from monitor.ingest.parse import Entry
 from monitor.store import queries
 from monitor.store.db import Database, current_revision
 from monitor.store.models import Base
@@ -42,11 +43,11 @@ def test_articles_and_hits_are_stored_once(db_url: str) -> None:
     db.upgrade()
     now = datetime.now(UTC)
     db.call(queries.sync_feeds, [("f", "http://a.test/feed", "F")], now)
-    article = queries.NewArticle(feed_id="f", entry_key="g1", url=None, title="T", summary="",
-                                 body="", author=None, lang="en", published_at=now)
-    first = db.call(queries.insert_article, article, now)
+    entry = Entry(key="g1", url=None, title="T", summary="", body="", author=None, lang="en",
+                  published_at=now)
+    first = db.call(queries.insert_article, "f", entry, now)
     assert isinstance(first, int)
-    assert db.call(queries.insert_article, article, now) is None
+    assert db.call(queries.insert_article, "f", entry, now) is None
     hit = {"rule_id": "r", "article_id": first, "matches": [], "snippet": "", "score": 1.0,
            "alerted": True, "now": now}
     assert isinstance(db.call(queries.insert_hit, **hit), int)

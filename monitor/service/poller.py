@@ -169,10 +169,7 @@ class Poller:
         too_old = now - policy.max_article_age
         for item in matched:
             entry = item.entry
-            article_id = queries.insert_article(session, queries.NewArticle(
-                feed_id=feed.id, entry_key=entry.key, url=entry.url, title=entry.title,
-                summary=entry.summary, body=entry.body, author=entry.author, lang=entry.lang,
-                published_at=entry.published_at), now)
+            article_id = queries.insert_article(session, feed.id, entry, now)
             if article_id is None:
                 continue  # stored meanwhile by another poll: it was matched there
             outcome.new_articles += 1

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from monitor.ingest.parse import Entry
 from monitor.store.models import Alert, Article, Delivery, Feed, Hit
 
 
@@ -26,19 +27,6 @@ class FeedState:
     last_modified: str | None
     body_hash: str | None
     consecutive_failures: int
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    feed_id: str
-    entry_key: str
-    url: str | None
-    title: str
-    summary: str
-    body: str
-    author: str | None
-    lang: str | None
-    published_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -145,14 +133,13 @@ def stored_entry_keys(session: Session, feed_id: str, keys: Sequence[str]) -> se
     return found
 
 
-def insert_article(session: Session, article: NewArticle, now: datetime) -> int | None:
-    """Store an article once; returns its id, or None if the feed already had that entry."""
+def insert_article(session: Session, feed_id: str, entry: Entry, now: datetime) -> int | None:
+    """Store an entry once; returns the article id, or None if the feed already had it."""
     statement = (
         _insert(session, Article)
-        .values(feed_id=article.feed_id, entry_key=article.entry_key, url=article.url,
-                title=article.title, summary=article.summary, body=article.body,
-                author=article.author, lang=article.lang, published_at=article.published_at,
-                fetched_at=now)
+        .values(feed_id=feed_id, entry_key=entry.key, url=entry.url, title=entry.title,
+                summary=entry.summary, body=entry.body, author=entry.author, lang=entry.lang,
+                published_at=entry.published_at, fetched_at=now)
         .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
         .returning(Article.id)
     )
