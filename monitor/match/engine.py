@@ -3,15 +3,17 @@
 All enabled rules are compiled into one candidate index, so a document is
 tokenised once and only the rules that can possibly match are evaluated:
 
-* each rule's query is reduced to requirement groups, sets of keys (a folded
-  word, or `prefix*`) of which at least one must occur in the document;
-* the most selective group becomes the rule's trigger and is entered in an
-  inverted index (key -> rules); rules without any group (pure negations)
-  are evaluated for every document;
-* per document, the distinct words are looked up in the index (prefix keys
-  through a per-word cache), the other groups of each candidate are checked
-  against the document's words, and only then is the query tree evaluated,
-  in rule order, over lazily built per-field occurrence lists.
+* each query is reduced to requirements (cheap necessary conditions): sets
+  of conjunctions of keys, a key being a folded word or `prefix*`, of which
+  one conjunction must occur entirely (a word, a phrase, an entity alias);
+* the most selective requirement becomes the rule's trigger: the rarest key
+  of each of its conjunctions goes into an inverted index (key -> rules).
+  Rules without any requirement (pure negations) are evaluated always;
+* per document, its distinct words are looked up once (each word seen is
+  remembered as inert, or with the rules and prefix keys it triggers), the
+  candidates' requirements are checked against the document's keys, and
+  only then is the query tree evaluated, in rule order, over occurrence
+  lists computed at most once per leaf and document.
 
 `Matcher.match_naive` keeps the plain loop over every rule as the reference
 the one-pass path is tested against.
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from itertools import accumulate
+from operator import itemgetter
 from typing import NamedTuple
 
 from .entities import CompiledEntity, EntitySpec, Words, compile_entities, entity_spans
@@ -144,10 +147,15 @@ class RuleError(ValueError):
 # --------------------------------------------------------------------------
 # compilation
 
-# A requirement key is a folded word, or a prefix followed by "*" (folded
-# tokens never contain "*", so the two cannot collide). The empty word is
-# never present: it stands for "cannot match at all".
-Group = frozenset[str]
+# Cheap necessary conditions. A key is a folded word, or a prefix followed by
+# "*" (folded tokens never contain "*", so the two cannot collide). A
+# conjunction is a set of keys that must all occur (a phrase, an entity
+# alias); a requirement is a set of conjunctions of which at least one must
+# occur entirely. A query compiles to a list of requirements that all must
+# hold. The empty word is never present: it stands for "cannot match at all".
+Conj = frozenset[str]
+Requirement = frozenset[Conj]
+_IMPOSSIBLE: Requirement = frozenset((frozenset(("",)),))
 
 # Words so frequent that no rule should wait on them when it has a choice.
 # Length alone would rank these as fairly selective.
@@ -179,51 +187,63 @@ def _key_cost(key: str) -> float:
     return cost
 
 
-def _group_cost(group: Group) -> float:
-    return sum(map(_key_cost, group))
+def _rarest(conj: Conj) -> str:
+    """The key of `conj` to wait for: all must occur, so the rarest decides."""
+    return min(conj, key=lambda k: (_key_cost(k), k))
 
 
-def _best_group(groups: Sequence[Group]) -> Group:
-    return min(groups, key=lambda g: (_group_cost(g), len(g), sorted(g)))
+def _requirement_order(req: Requirement) -> tuple[float, int, list[list[str]]]:
+    return (sum(_key_cost(_rarest(c)) for c in req), len(req), sorted(sorted(c) for c in req))
 
 
-def _entity_group(entity: CompiledEntity) -> Group:
-    """Keys of which one must occur for any alias of `entity` to occur."""
+def _minimal(conjs: Iterable[Conj]) -> Requirement:
+    """Drop conjunctions that contain another one: the smaller already suffices."""
+    unique = set(conjs)
+    return frozenset(c for c in unique if not any(o < c for o in unique))
+
+
+def _entity_requirement(entity: CompiledEntity) -> Requirement:
     if not entity.aliases:
         # An entity without usable aliases can never match; an impossible
         # requirement says so without special cases elsewhere.
-        return frozenset(("",))
-    chosen: set[str] = {alias[0] for alias in entity.aliases if len(alias) == 1}
-    for alias in sorted((a for a in entity.aliases if len(a) > 1), key=len):
-        # Every word of an alias must occur: reuse a word already required
-        # ("President Aliyev" next to "Aliyev"), else take the rarest one.
-        if chosen.isdisjoint(alias):
-            chosen.add(min(alias, key=lambda w: (_key_cost(w), w)))
-    return frozenset(chosen)
+        return _IMPOSSIBLE
+    return _minimal(frozenset(alias) for alias in entity.aliases)
+
+
+def _as_one(reqs: list[Requirement]) -> Requirement:
+    """One requirement implied by all of `reqs` together (for use inside an OR)."""
+    # Single-conjunction requirements combine exactly into one conjunction;
+    # of the others, only the most selective is kept.
+    single = frozenset(k for req in reqs if len(req) == 1 for conj in req for k in conj)
+    several = [req for req in reqs if len(req) > 1]
+    if not several:
+        return frozenset((single,))
+    best = min(several, key=_requirement_order)
+    return _minimal(single | conj for conj in best)
 
 
 def _requirements(
-    node: Node, entities: Mapping[str, CompiledEntity], memo: dict[str, Group]
-) -> list[Group]:
+    node: Node, entities: Mapping[str, CompiledEntity], memo: dict[str, Requirement]
+) -> list[Requirement]:
     if isinstance(node, Term):
-        return [frozenset((node.word + "*" if node.prefix else node.word,))]
+        return [frozenset((frozenset((node.word + "*" if node.prefix else node.word,)),))]
     if isinstance(node, Phrase):
-        return [frozenset((w,)) for w in dict.fromkeys(node.words)]
+        return [frozenset((frozenset(node.words),))]
     if isinstance(node, EntityRef):
-        group = memo.get(node.name)
-        if group is None:
-            group = memo[node.name] = _entity_group(entities[node.name])
-        return [group]
+        req = memo.get(node.name)
+        if req is None:
+            req = memo[node.name] = _entity_requirement(entities[node.name])
+        return [req]
     if isinstance(node, And):
         return [req for item in node.items for req in _requirements(item, entities, memo)]
     if isinstance(node, Or):
-        alternatives: set[str] = set()
+        conjs: list[Conj] = []
         for item in node.items:
             reqs = _requirements(item, entities, memo)
             if not reqs:
                 return []
-            alternatives |= _best_group(reqs)
-        return [frozenset(alternatives)]
+            conjs.extend(_as_one(reqs))
+        return [_minimal(conjs)]
     if isinstance(node, Near):
         return _requirements(node.left, entities, memo) + _requirements(node.right, entities, memo)
     if isinstance(node, (AtLeast, Field)):
@@ -236,24 +256,25 @@ def _requirements(
 class CompiledQuery:
     text: str
     node: Node
-    # Each set lists keys (words, or `prefix*`) of which at least one must
-    # occur somewhere in the document for the query to have any chance; an
-    # empty tuple means "no cheap test", e.g. for negations.
-    required: tuple[frozenset[str], ...]
+    # Requirements that all must hold somewhere in the document for the
+    # query to have any chance, most selective first: each is a set of
+    # conjunctions (sets of words or `prefix*` keys) of which one must occur
+    # entirely. An empty tuple means "no cheap test", e.g. for negations.
+    required: tuple[Requirement, ...]
 
 
 def _compile_query(
-    text: str, entities: Mapping[str, CompiledEntity], memo: dict[str, Group]
+    text: str, entities: Mapping[str, CompiledEntity], memo: dict[str, Requirement]
 ) -> CompiledQuery:
     node, columns = parse_query_with_columns(text)
     unknown = entity_refs(node) - entities.keys()
     if unknown:
         name = min(unknown, key=lambda n: columns[n])
         raise QueryError(columns[name], f"unknown entity '@{name}'")
-    groups = list(dict.fromkeys(_requirements(node, entities, memo)))
+    reqs = list(dict.fromkeys(_requirements(node, entities, memo)))
     # Most selective first, so the cheap pre-check fails as early as it can.
-    groups.sort(key=lambda g: (_group_cost(g), len(g), sorted(g)))
-    return CompiledQuery(text, node, tuple(groups))
+    reqs.sort(key=_requirement_order)
+    return CompiledQuery(text, node, tuple(reqs))
 
 
 def compile_query(text: str, entities: Mapping[str, CompiledEntity]) -> CompiledQuery:
@@ -343,7 +364,7 @@ class _Compiler:
 
     def __init__(self, entities: Mapping[str, CompiledEntity]) -> None:
         self.entities = entities
-        self.groups: dict[str, Group] = {}
+        self.requirements: dict[str, Requirement] = {}
         self.leaves: dict[Leaf, _Leaf] = {}
 
     def tree(self, node: Node) -> _Tree:
@@ -465,6 +486,15 @@ class _FieldIndex:
 
 
 Span = tuple[int, int]  # token positions first..last
+# One occurrence as evidence: (field, first token, last token, leaf). A plain
+# tuple: these are made by the thousand per document.
+_Found = tuple[str, int, int, _Leaf]
+_FIRST, _LAST = 1, 2
+
+# The fields a subtree may look at. `None` means no `field:` prefix applies
+# yet: bare terms then search the text fields, but a `field:` further down may
+# still choose author, url and the other non-text fields.
+Scope = tuple[str, ...] | None
 
 
 class DocIndex:
@@ -485,7 +515,7 @@ class DocIndex:
         self.prefix_words: Mapping[str, list[str]] | None = None
         self._fields: dict[str, _FieldIndex] = {}
         self._occurrences: dict[tuple[_Leaf, str], list[Span]] = {}
-        self._found: dict[tuple[_Leaf, tuple[str, ...]], list[_Found]] = {}
+        self._found: dict[tuple[_Leaf, Scope], list[_Found]] = {}
         self._vocabulary: set[str] | None = None
 
     def field(self, name: str) -> _FieldIndex:
@@ -502,17 +532,29 @@ class DocIndex:
             self._vocabulary = set().union(*(field(name).vocab for name in DOC_FIELDS))
         return self._vocabulary
 
-    def found(self, leaf: _Leaf, fields: tuple[str, ...]) -> list[_Found]:
-        """Occurrences of `leaf` in `fields`, field by field; shared, do not modify."""
-        key = (leaf, fields)
+    def found(self, leaf: _Leaf, scope: Scope) -> list[_Found]:
+        """Occurrences of `leaf` in the fields of `scope`, field by field.
+
+        Cached per (leaf, scope) in `_found`, which the evaluator reads
+        directly; the lists are shared, so nobody may modify them.
+        """
+        key = (leaf, scope)
         found = self._found.get(key)
         if found is None:
             found = []
-            if not leaf.absent(self.vocabulary):
-                for f in fields:
+            vocabulary = self._vocabulary if self._vocabulary is not None else self.vocabulary
+            if not leaf.absent(vocabulary):
+                fields = self._fields
+                for f in TEXT_FIELDS if scope is None else scope:
+                    if leaf.kind == _TERM:
+                        # The commonest leaf, without the per-field cache.
+                        index = fields.get(f) or self.field(f)
+                        if leaf.word in index.vocab:
+                            found.extend([(f, p, p, leaf) for p in index.positions(leaf.word)])
+                        continue
                     spans = self.occurrences(leaf, f)
                     if spans:
-                        found.extend([_Found(f, a, b, leaf) for a, b in spans])
+                        found.extend([(f, a, b, leaf) for a, b in spans])
             self._found[key] = found
         return found
 
@@ -551,18 +593,6 @@ class DocIndex:
 # evaluation
 
 
-class _Found(NamedTuple):
-    field: str
-    first: int
-    last: int
-    leaf: _Leaf
-
-
-# The fields a subtree may look at. `None` means no `field:` prefix applies
-# yet: bare terms then search the text fields, but a `field:` further down may
-# still choose author, url and the other non-text fields.
-Scope = tuple[str, ...] | None
-
 
 def _fields(scope: Scope) -> tuple[str, ...]:
     return TEXT_FIELDS if scope is None else scope
@@ -578,11 +608,13 @@ class _Evaluator:
     def __init__(self, index: DocIndex) -> None:
         self.index = index
         self.found = index.found
+        self.cache = index._found
 
     def positions(self, node: _Tree, scope: Scope) -> list[_Found]:
         """Occurrences of a positional node (leaf, OR-group or field of those)."""
         if type(node) is _Leaf:
-            return self.found(node, TEXT_FIELDS if scope is None else scope)
+            found = self.cache.get((node, scope))
+            return self.found(node, scope) if found is None else found
         if type(node) is _Or:
             return [found for item in node.items for found in self.positions(item, scope)]
         if type(node) is _Field:
@@ -593,7 +625,8 @@ class _Evaluator:
         """Whether `node` matches; stops at the first occurrence that decides."""
         kind = type(node)
         if kind is _Leaf:
-            return bool(self.found(node, TEXT_FIELDS if scope is None else scope))
+            found = self.cache.get((node, scope))
+            return bool(self.found(node, scope) if found is None else found)
         if kind is _And:
             return all(self.holds(item, scope) for item in node.items)
         if kind is _Or:
@@ -608,7 +641,9 @@ class _Evaluator:
         """Whether `node` matches, and the evidence from its positive branches."""
         kind = type(node)
         if kind is _Leaf:
-            found = self.positions(node, scope)
+            found = self.cache.get((node, scope))
+            if found is None:
+                found = self.found(node, scope)
             return bool(found), found
         if kind is _And:
             evidence: list[_Found] = []
@@ -636,7 +671,7 @@ class _Evaluator:
             found = self.positions(node.item, scope)
             # An occurrence reached through two alternatives (`grain OR
             # grain*`) is still one occurrence.
-            distinct = {(f.field, f.first, f.last) for f in found}
+            distinct = {f[:3] for f in found}
             if len(distinct) < node.count:
                 return False, []
             return True, found
@@ -653,27 +688,28 @@ class _Evaluator:
             lefts = self.positions(node.left, (field,))
             if not lefts:
                 continue
-            rights = sorted(self.positions(node.right, (field,)), key=lambda f: f.first)
+            rights = sorted(self.positions(node.right, (field,)), key=itemgetter(_FIRST))
             if not rights:
                 continue
-            firsts = [r.first for r in rights]
-            widest = max(r.last - r.first for r in rights)
+            firsts = [r[_FIRST] for r in rights]
+            widest = max(r[_LAST] - r[_FIRST] for r in rights)
             used_right: set[int] = set()
             for left in lefts:
+                a_first, a_last = left[_FIRST], left[_LAST]
                 if node.ordered:
-                    lo = bisect_right(firsts, left.last)
+                    lo = bisect_right(firsts, a_last)
                 else:
-                    lo = bisect_left(firsts, left.first - n - widest)
-                hi = bisect_right(firsts, left.last + n)
+                    lo = bisect_left(firsts, a_first - n - widest)
+                hi = bisect_right(firsts, a_last + n)
                 paired = False
                 for k in range(lo, hi):
-                    b = rights[k]
+                    b_first, b_last = rights[k][_FIRST], rights[k][_LAST]
                     # Overlapping occurrences are the same words, not two
                     # mentions near each other.
-                    if b.first > left.last:
-                        gap = b.first - left.last
-                    elif not node.ordered and left.first > b.last:
-                        gap = left.first - b.last
+                    if b_first > a_last:
+                        gap = b_first - a_last
+                    elif not node.ordered and a_first > b_last:
+                        gap = a_first - b_last
                     else:
                         continue
                     if gap <= n:
@@ -710,35 +746,47 @@ _SPACES = re.compile(r"\s+")
 
 
 def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
-    fields = [e.field for e in matches]
-    field = next((f for f in fields if f in ("summary", "body")), None)
+    # The first summary or body match decides the field (matches come in
+    # field order), else the title, else whatever field matched.
+    field = None
+    in_title = False
+    for m in matches:
+        if m.field == "summary" or m.field == "body":
+            field = m.field
+            break
+        in_title = in_title or m.field == "title"
     if field is None:
-        field = "title" if "title" in fields else (fields[0] if fields else None)
-    if field is None:
-        # Pure-negative queries have no evidence; show where the article starts.
-        field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
+        if in_title:
+            field = "title"
+        elif matches:
+            field = matches[0].field
+        else:
+            # Pure-negative queries have no evidence; show where the article starts.
+            field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
     text = texts[field]
 
+    pairs = sorted([(m.start, m.end) for m in matches if m.field == field])
     spans: list[list[int]] = []
-    for s, e in sorted((m.start, m.end) for m in matches if m.field == field):
+    for s, e in pairs:
         if spans and s < spans[-1][1]:
             spans[-1][1] = max(spans[-1][1], e)
         else:
             spans.append([s, e])
 
-    start, end = 0, len(text)
-    if len(text) > SNIPPET_WIDTH:
+    size = len(text)
+    start, end = 0, size
+    if size > SNIPPET_WIDTH:
         first_start, first_end = (spans[0][0], spans[0][1]) if spans else (0, 0)
         start = max(0, first_start - _SNIPPET_LEAD)
-        end = min(len(text), max(start + SNIPPET_WIDTH, first_end))
-        if end == len(text):
+        end = min(size, max(start + SNIPPET_WIDTH, first_end))
+        if end == size:
             start = max(0, min(start, end - SNIPPET_WIDTH))
         # Do not cut words in half at either edge (unless that would cut a match).
         if start > 0 and not text[start - 1].isspace():
-            space = _SPACES.search(text, start, first_start if spans else len(text))
+            space = _SPACES.search(text, start, first_start if spans else size)
             if space:
                 start = space.end()
-        if end < len(text) and not text[end].isspace():
+        if end < size and not text[end].isspace():
             cut = end
             while cut > first_end and not text[cut - 1].isspace():
                 cut -= 1
@@ -759,7 +807,7 @@ def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
     out = " ".join("".join(parts).split())
     if start > 0:
         out = "…" + out
-    if end < len(text):
+    if end < size:
         out += "…"
     return out
 
@@ -787,6 +835,8 @@ class _Rule:
     languages: tuple[str, ...]
     tree: _Tree
     exclude_tree: _Tree | None
+    # Cheap pre-check of the exclude (`_holds`): it can only match if these hold.
+    exclude_checks: _Checks = ()
 
 
 def _make_hit(index: DocIndex, rule_id: str, found: Iterable[_Found]) -> RuleHit:
@@ -801,10 +851,49 @@ def _top_clauses(node: Node, tree: _Tree) -> list[tuple[Node, _Tree]]:
     return [(node, tree)]
 
 
-# Distinct words remembered with their triggered rules; cleared when full so
-# a long-running daemon's vocabulary cannot grow it without bound.
+# Requirements as tuples of conjunctions, ready for `_holds`.
+_Checks = tuple[tuple[Conj, ...], ...]
+
+
+def _checks(reqs: Iterable[Requirement]) -> _Checks:
+    # Smaller conjunctions first: they are the likelier ones to be complete.
+    return tuple(tuple(sorted(req, key=lambda c: (len(c), sorted(c)))) for req in reqs)
+
+
+def _holds(checks: _Checks, keys: set[str]) -> bool:
+    """Whether every requirement has a conjunction whose keys all are in `keys`."""
+    for req in checks:
+        for conj in req:
+            if conj <= keys:
+                break
+        else:
+            return False
+    return True
+
+
+# Distinct words remembered with what they trigger (`Matcher._learn`); all
+# forgotten when full so a long-running daemon's vocabulary cannot grow them
+# without bound.
 _WORD_CACHE_SIZE = 1 << 17
-_NOTHING: tuple[tuple[int, ...], tuple[str, ...]] = ((), ())
+
+
+class _WordMemory:
+    """What each word seen so far does: nothing (`inert`), or it triggers rules
+    and/or has prefix keys (`known`). Most words of an article are inert, so
+    later articles skip them with one set difference.
+
+    Only ever added to (the matcher swaps in a new one when it is full), so
+    concurrent `match` calls from several threads stay consistent.
+    """
+
+    __slots__ = ("inert", "known", "prefixed", "prefixes", "rules")
+
+    def __init__(self) -> None:
+        self.inert: set[str] = set()
+        self.known: set[str] = set()
+        self.rules: dict[str, tuple[int, ...]] = {}
+        self.prefixes: dict[str, tuple[str, ...]] = {}
+        self.prefixed: set[str] = set()  # the keys of `prefixes`
 
 
 class Matcher:
@@ -838,7 +927,7 @@ class Matcher:
                 if text is None:
                     continue
                 try:
-                    parts[key] = _compile_query(text, entities, compiler.groups)
+                    parts[key] = _compile_query(text, entities, compiler.requirements)
                 except QueryError as exc:
                     errors.append(RuleError(spec.id, key, exc.column, exc.message))
                     failed = True
@@ -846,21 +935,25 @@ class Matcher:
             if not failed and query is not None:
                 languages = tuple(_normal_lang(lang) for lang in spec.languages)
                 exclude = parts["exclude"]
-                exclude_tree = None if exclude is None else compiler.tree(exclude.node)
+                exclude_tree = exclude_checks = None
+                if exclude is not None:
+                    exclude_tree = compiler.tree(exclude.node)
+                    exclude_checks = _checks(exclude.required)
+                tree = compiler.tree(query.node)
                 compiled.append(
-                    _Rule(spec, query, exclude, languages, compiler.tree(query.node), exclude_tree)
+                    _Rule(spec, query, exclude, languages, tree, exclude_tree, exclude_checks or ())
                 )
         return compiled, errors
 
     def _build_index(self) -> None:
         trigger: dict[str, list[int]] = {}
         always: list[int] = []
-        # Per rule position: the requirement groups still to check once the
-        # trigger fired (None for rules that are never candidates).
-        rest: list[tuple[Group, ...] | None] = []
+        # Per rule position: the requirements still to check once the trigger
+        # fired (None for rules that are never candidates).
+        rest: list[_Checks | None] = []
         prefixes: set[str] = set()
         for i, rule in enumerate(self._rules):
-            groups = rule.query.required
+            reqs = rule.query.required
             for query in (rule.query, rule.exclude):
                 if query is not None:
                     # Every prefix leaf, not only those in requirement groups:
@@ -872,22 +965,22 @@ class Matcher:
             if not rule.spec.enabled:
                 rest.append(None)
                 continue
-            if not groups:
+            if not reqs:
                 always.append(i)
                 rest.append(())
                 continue
-            best = _best_group(groups)
-            for key in best:
+            best = reqs[0]  # the most selective
+            for key in sorted({_rarest(conj) for conj in best}):
                 trigger.setdefault(key, []).append(i)
-            rest.append(tuple(g for g in groups if g is not best))
+            # A trigger of one-key conjunctions proves its requirement.
+            proven = all(len(conj) == 1 for conj in best)
+            rest.append(_checks(reqs[1:] if proven else reqs))
         self._trigger = {key: tuple(ids) for key, ids in trigger.items()}
-        self._trigger_keys = frozenset(self._trigger)
         self._always = tuple(always)
         self._rest = rest
         self._prefix_of = {p: p + "*" for p in prefixes}
         self._prefix_lengths = tuple(sorted({len(p) for p in prefixes}))
-        self._word_cache: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
-        self._inert: set[str] = set()
+        self._memory = _WordMemory()
 
     @staticmethod
     def check(rules: Sequence[RuleSpec], entities: Mapping[str, EntitySpec]) -> list[RuleError]:
@@ -896,15 +989,10 @@ class Matcher:
 
     # -- candidates ----------------------------------------------------------
 
-    def _word_info(self, word: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
-        """Rules triggered by `word` (directly or through a prefix) and its prefix keys.
-
-        Remembered per word: most words of an article trigger nothing and
-        are set aside in `_inert`, so the next article skips them with a
-        single set difference.
-        """
-        prefix_of = self._prefix_of
+    def _learn(self, memory: _WordMemory, word: str) -> None:
+        """Classify a word not seen before: the rules it triggers, its prefix keys."""
         keys: list[str] = []
+        prefix_of = self._prefix_of
         for n in self._prefix_lengths:
             if n > len(word):
                 break
@@ -916,43 +1004,47 @@ class Matcher:
         for key in keys:
             rules.extend(trigger.get(key, ()))
         if not rules and not keys:
-            inert = self._inert
-            if len(inert) >= _WORD_CACHE_SIZE:
-                inert.clear()
-            inert.add(word)
-            return _NOTHING
-        info = (tuple(rules), tuple(keys))
-        cache = self._word_cache
-        if len(cache) >= _WORD_CACHE_SIZE:
-            cache.clear()
-        cache[word] = info
-        return info
+            memory.inert.add(word)
+            return
+        # Tables first, `known` last: a concurrent reader that sees the word
+        # as known also sees what it triggers.
+        if rules:
+            memory.rules[word] = tuple(rules)
+        if keys:
+            memory.prefixes[word] = tuple(keys)
+            memory.prefixed.add(word)
+        memory.known.add(word)
 
     def _candidates(self, vocabulary: set[str]) -> tuple[list[int], dict[str, list[str]]]:
         """Rule positions worth evaluating, in rule order, and the prefix keys present.
 
         The keys map to the document's words that have that prefix.
         """
-        candidates: set[int] = set(self._always)
+        memory = self._memory
+        rest = vocabulary - memory.inert
+        unknown = rest - memory.known
+        if unknown:
+            if len(memory.inert) + len(memory.known) + len(unknown) > _WORD_CACHE_SIZE:
+                # Bounded memory for a long-running daemon: start afresh. A
+                # new object, so threads still using the old one are not upset.
+                memory = self._memory = _WordMemory()
+                rest = set(vocabulary)
+                unknown = rest
+            for word in unknown:
+                self._learn(memory, word)
+            rest -= memory.inert
+        # All in C: the union of the rule tuples of every interesting word.
+        candidates = set(self._always).union(*filter(None, map(memory.rules.get, rest)))
         prefix_words: dict[str, list[str]] = {}
-        if self._prefix_lengths:
-            cache_get = self._word_cache.get
-            for word in vocabulary - self._inert:
-                info = cache_get(word)
-                if info is None:
-                    info = self._word_info(word)
-                if info is not _NOTHING:
-                    candidates.update(info[0])
-                    for key in info[1]:
-                        words = prefix_words.get(key)
-                        if words is None:
-                            prefix_words[key] = [word]
-                        else:
-                            words.append(word)
-        else:
-            trigger = self._trigger
-            for word in vocabulary & self._trigger_keys:
-                candidates.update(trigger[word])
+        if memory.prefixed:
+            word_prefixes = memory.prefixes
+            for word in rest & memory.prefixed:
+                for key in word_prefixes[word]:
+                    words = prefix_words.get(key)
+                    if words is None:
+                        prefix_words[key] = [word]
+                    else:
+                        words.append(word)
         return sorted(candidates), prefix_words
 
     # -- matching ------------------------------------------------------------
@@ -971,22 +1063,16 @@ class Matcher:
         if not candidates:
             return []
         index.prefix_words = prefix_words
-        prefix_keys = prefix_words.keys()
-
-        def present(groups: Iterable[Group]) -> bool:
-            for group in groups:
-                if vocabulary.isdisjoint(group) and (not prefix_keys or prefix_keys.isdisjoint(group)):
-                    return False
-            return True
-
+        # Requirement keys present: the words, and the prefixes some word has.
+        keys = vocabulary.union(prefix_words) if prefix_words else vocabulary
         evaluator = _Evaluator(index)
         rules = self._rules
         rest = self._rest
         feed_id, lang = doc.feed_id, doc.lang
         hits: list[RuleHit] = []
         for i in candidates:
-            others = rest[i]
-            if others and not present(others):
+            checks = rest[i]
+            if checks and not _holds(checks, keys):
                 continue
             rule = rules[i]
             spec = rule.spec
@@ -997,12 +1083,8 @@ class Matcher:
             ok, found = evaluator.evaluate(rule.tree, None)
             if not ok:
                 continue
-            exclude = rule.exclude
-            if (
-                exclude is not None
-                and present(exclude.required)
-                and evaluator.holds(rule.exclude_tree, None)
-            ):
+            exclude = rule.exclude_tree
+            if exclude is not None and _holds(rule.exclude_checks, keys) and evaluator.holds(exclude, None):
                 continue
             hits.append(_make_hit(index, spec.id, found))
         return hits
