@@ -62,3 +62,29 @@ def test_alerts_carry_ner_entities(tmp_path: Path, write_config: WriteConfig) ->
         (alert,) = session.scalars(select(Alert))
     assert "Ilham Aliyev" in alert.payload["entities"]["PERSON"]
     assert "Ankara" in alert.payload["entities"]["GPE"]
+
+
+def test_without_the_model_everything_else_works(tmp_path: Path, write_config: WriteConfig,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    monkeypatch.setattr(nlp, "MODEL", "no_such_spacy_model_installed")
+    assert not nlp.available() and nlp.Ner.load() is None
+    feed = rss([{"guid": "1", "title": "Erdoğan in Baku", "description": "x"}])
+    with FeedServer({"/f.xml": feed}) as server:
+        config = write_config({
+            "database": f"sqlite:///{tmp_path / 'n.db'}",
+            "poll": {"allow_private_networks": True},
+            "feeds": [{"id": "f", "url": server.url("/f.xml")}],
+        }, {"entities": {"erdogan": {"type": "PERSON", "aliases": ["Erdoğan"], "verify": "ner"}},
+            "rules": [{"id": "erdogan", "query": "@erdogan"}]})
+        assert main(["check", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert "features: NER off (model no_such_spacy_model_installed not installed" in out
+        assert "warning:" in out and "matched without verification" in out
+        daemon = Daemon(load_settings(config), console=io.StringIO())
+        assert asyncio.run(daemon.run_once()) == 0
+    with daemon.db.session() as session:
+        (alert,) = session.scalars(select(Alert))
+    assert alert.payload["entities"] == {}

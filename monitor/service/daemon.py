@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -57,6 +58,8 @@ class Daemon:
         self.fetcher = Fetcher(timeout=poll.timeout, max_body=poll.max_body,
                                concurrency=poll.concurrency, per_host=poll.per_host)
         self._ruleset = RuleSet.build(settings)
+        # Compiled rules live as long as the process: keep them out of every GC pass.
+        gc.freeze()
         self._feed_intervals = {f.id: f.interval or poll.interval for f in settings.feeds}
         self._console = console
         self.channels: dict[str, Channel] = build_channels(settings, console=console)
@@ -189,6 +192,7 @@ class Daemon:
             self.channels = build_channels(settings, console=self._console)
         self.dispatcher.configure(self.channels, retry_policies(settings))
         self._ruleset = ruleset
+        gc.freeze()
         self._feed_intervals = {f.id: f.interval or settings.poll.interval for f in settings.feeds}
         await self.db.run(queries.sync_feeds, [(f.id, f.url, f.name) for f in settings.feeds],
                           utcnow())
