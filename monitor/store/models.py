@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -63,7 +64,8 @@ class Feed(Base):
     __tablename__ = "feeds"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)          # effective: follows permanent redirects
+    config_url: Mapped[str | None] = mapped_column(Text)   # as written in the config
     name: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # conditional GET and change detection
@@ -78,6 +80,41 @@ class Feed(Base):
     last_new_entry_at: Mapped[datetime | None]
     next_poll_at: Mapped[datetime | None] = mapped_column(index=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    # adaptive polling
+    entries_per_day: Mapped[float | None] = mapped_column(Float)
+    interval_s: Mapped[int | None] = mapped_column(Integer)
+    # health incidents: failing | silent, raised once and cleared with a recovery message
+    health_state: Mapped[str | None] = mapped_column(String(20))
+    health_since: Mapped[datetime | None]
+    # WebSub
+    hub_url: Mapped[str | None] = mapped_column(Text)
+    websub_topic: Mapped[str | None] = mapped_column(Text)
+    websub_secret: Mapped[str | None] = mapped_column(String(64))
+    websub_state: Mapped[str | None] = mapped_column(String(20))
+    websub_lease_until: Mapped[datetime | None]
+    push_unreliable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Story(Base):
+    """One news story: the first article and its later copies (syndication, rewrites)."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[list[Any] | None]            # MinHash of the first article
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class StoryBand(Base):
+    """LSH buckets of story signatures: near-duplicate candidates without a full scan."""
+
+    __tablename__ = "story_bands"
+
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
     created_at: Mapped[datetime]
 
 
@@ -96,15 +133,22 @@ class Article(Base):
     lang: Mapped[str | None] = mapped_column(String(35))
     published_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(index=True)
+    canonical_url: Mapped[str | None] = mapped_column(Text, index=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
+    fulltext_error: Mapped[str | None] = mapped_column(Text)
 
 
 class Hit(Base):
     __tablename__ = "hits"
-    __table_args__ = (UniqueConstraint("rule_id", "article_id"),)
+    __table_args__ = (UniqueConstraint("rule_id", "article_id"),
+                      UniqueConstraint("rule_id", "story_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rule_id: Mapped[str] = mapped_column(String(100), index=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
     matches: Mapped[list[Any]]
     snippet: Mapped[str] = mapped_column(Text, default="")
     score: Mapped[float]
