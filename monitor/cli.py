@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (feeds, feeds_list):
         _add_config(p)
         p.add_argument("--json", action="store_true", help="print JSON")
+    feeds_import = feeds_commands.add_parser(
+        "import", help="read an OPML file and print its feeds as YAML entries for the config")
+    _add_config(feeds_import)
+    feeds_import.add_argument("file", type=Path, metavar="FILE", help="an OPML file")
+    feeds_export = feeds_commands.add_parser("export", help="write the configured feeds as OPML")
+    _add_config(feeds_export)
+    feeds_export.add_argument("--output", "-o", type=Path, metavar="FILE",
+                              help="write to FILE (default: standard output)")
 
     hits = commands.add_parser("hits", help="recent hits")
     _add_config(hits)
@@ -190,6 +198,53 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
+    if args.feeds_command == "import":
+        return cmd_feeds_import(args)
+    if args.feeds_command == "export":
+        return cmd_feeds_export(args)
+    return cmd_feeds_list(args)
+
+
+def cmd_feeds_import(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monitor.config import default_config_path
+    from monitor.ingest.opml import OpmlError, read_opml
+
+    config_path = args.config or default_config_path()
+    taken: set[str] = set()
+    if config_path.exists():
+        taken = {f.id for f in _settings(args).feeds}
+    try:
+        feeds = read_opml(args.file.read_bytes(), taken=taken)
+    except OSError as exc:
+        print(f"error: {args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER
+    except OpmlError as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USER
+    entries = [{"id": f.id, "name": f.name, "url": f.url, **({"tags": list(f.tags)} if f.tags else {})}
+               for f in feeds]
+    print(yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), end="")
+    print(f"{len(feeds)} feeds from {args.file}: paste them under `feeds:` in {config_path}, "
+          f"or list the file itself there as `- opml: {args.file}`", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_feeds_export(args: argparse.Namespace) -> int:
+    from monitor.ingest.opml import OpmlFeed, write_opml
+
+    settings = _settings(args)
+    document = write_opml([OpmlFeed(f.id, f.url, f.name, tuple(f.tags)) for f in settings.feeds])
+    if args.output:
+        args.output.write_bytes(document)
+        print(f"wrote {len(settings.feeds)} feeds to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(document.decode())
+    return EXIT_OK
+
+
+def cmd_feeds_list(args: argparse.Namespace) -> int:
     from monitor.store import queries
 
     db = _database(args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import glob
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from monitor import nlp
+from monitor.ingest.opml import OpmlError, read_opml
 from monitor.match import EntitySpec, Matcher, RuleSpec
 from monitor.notify.webhook import decode_secret
 from monitor.units import parse_duration, parse_rate, parse_size
@@ -67,6 +69,14 @@ class _Strict(BaseModel):
 
 # --------------------------------------------------------------------------- pressmon.yaml
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP network (e.g. 10.0.0.0/8 or 192.168.1.5/32)") from None
+    return value
+
+
 class PollSettings(_Strict):
     interval: Duration = timedelta(minutes=10)
     """How often a feed is polled, unless the feed sets its own interval."""
@@ -84,8 +94,9 @@ class PollSettings(_Strict):
     """Largest feed body accepted (counted after decompression)."""
     max_article_age: Duration = timedelta(hours=48)
     """Older entries are stored and matched but never alerted."""
-    allow_private_networks: bool = False
-    """Allow feeds on loopback and private addresses (for tests, intranets)."""
+    allow_private_networks: bool | list[Annotated[str, AfterValidator(_network)]] = False
+    """true allows feeds on loopback and private addresses; a list allows just those networks
+    (CIDRs such as 10.20.0.0/16 for an intranet)."""
 
 
 class ServerSettings(_Strict):
@@ -107,12 +118,12 @@ class FeedConfig(_Strict):
     tags: list[str] = []
     """Free labels."""
     fulltext: bool = False
-    """Fetch each article page and extract its text (not built yet)."""
+    """Fetch each article page and extract its main text into the body before matching."""
 
 
 class OpmlImport(_Strict):
     opml: str
-    """An OPML subscription list to import (not built yet)."""
+    """An OPML subscription list (relative to this file) whose feeds are polled too."""
 
 
 def _feed_kind(value: Any) -> str:
@@ -387,6 +398,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 def watched_files(settings: Settings) -> list[Path]:
     """The config file and every rules file its globs match now (new files count too)."""
     files = [settings.path]
+    files += [_opml_path(settings.path, f) for f in settings.file.feeds if isinstance(f, OpmlImport)]
     base = settings.path.parent
     for pattern in settings.file.rules:
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
@@ -489,6 +501,43 @@ def _load_rules_files(config_file: Path, patterns: list[str], main: Source) -> t
     return loaded, problems
 
 
+def _opml_path(config_path: Path, entry: OpmlImport) -> Path:
+    path = Path(entry.opml)
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _expand_feeds(config: ConfigFile, config_path: Path, main: Source,
+                  problems: list[Problem]) -> list[FeedConfig]:
+    """Feeds in config order, with each ``opml:`` entry replaced by the feeds it lists.
+
+    A feed listed explicitly wins over the same URL in an OPML file.
+    """
+    explicit = [f for f in config.feeds if isinstance(f, FeedConfig)]
+    taken = {f.id for f in explicit}
+    urls = {f.url for f in explicit}
+    feeds: list[FeedConfig] = []
+    for index, entry in enumerate(config.feeds):
+        if isinstance(entry, FeedConfig):
+            feeds.append(entry)
+            continue
+        path = _opml_path(config_path, entry)
+        try:
+            imported = read_opml(path.read_bytes(), taken=taken)
+        except OSError as exc:
+            problems.append(main.problem(("feeds", index, "opml"),
+                                         f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        except OpmlError as exc:
+            problems.append(main.problem(("feeds", index, "opml"), f"{path}: {exc}"))
+            continue
+        for feed in imported:
+            if feed.url not in urls:
+                urls.add(feed.url)
+                feeds.append(FeedConfig(id=feed.id, url=feed.url, name=feed.name,
+                                        tags=list(feed.tags)))
+    return feeds
+
+
 def _salvage(data: Any) -> ConfigFile:
     """The parts of an invalid config that rules validation needs: rule globs, channel names."""
     data = data if isinstance(data, dict) else {}
@@ -520,14 +569,7 @@ def load_settings(path: Path | str | None = None, *, check_queries: bool = True)
         config = _salvage(main.data)
     warnings: list[Problem] = []
 
-    feeds = [f for f in config.feeds if isinstance(f, FeedConfig)]
-    for index, entry in enumerate(config.feeds):
-        if isinstance(entry, OpmlImport):
-            warnings.append(main.problem(("feeds", index, "opml"),
-                                         "OPML import is not supported yet; entry ignored"))
-        elif entry.fulltext:
-            warnings.append(main.problem(("feeds", index, "fulltext"),
-                                         "full-text extraction is not supported yet; ignored"))
+    feeds = _expand_feeds(config, config_path, main, problems)
     seen_feeds: dict[str, int] = {}
     for index, entry in enumerate(config.feeds):
         if isinstance(entry, FeedConfig):
