@@ -139,3 +139,15 @@ def test_backoff_grows_exponentially_with_jitter() -> None:
     assert backoff(1, lambda: 1.0) == 5.0 and backoff(1, lambda: 0.0) == 2.5
     assert backoff(4, lambda: 1.0) == 40.0
     assert backoff(30, lambda: 1.0) == 3600.0
+
+
+def test_concurrent_runs_in_one_process_send_once(db_url: str, receiver: Receiver) -> None:
+    db, dispatcher, _, console = setup_outbox(db_url, receiver, RetryPolicy())
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(dispatcher.run_once(), dispatcher.run_once()))
+
+    assert _loop is not None
+    assert sorted(_loop.run_until_complete(both())) == [0, 2]
+    assert len(receiver.calls) == 1 and console.getvalue().count("[r] T") == 1
+    db.dispose()

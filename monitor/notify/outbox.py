@@ -49,6 +49,7 @@ class Dispatcher:
         self._channels = channels
         self._policies = policies
         self._clock = clock
+        self._lock = asyncio.Lock()
 
     def configure(self, channels: Mapping[str, Channel], policies: Mapping[str, RetryPolicy]) -> None:
         """Swap in reloaded channels; takes effect from the next run."""
@@ -57,6 +58,11 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Send every delivery that is due now; returns how many were attempted."""
+        # One run at a time in this process: two runs would claim and send the same rows.
+        async with self._lock:
+            return await self._run()
+
+    async def _run(self) -> int:
         due = await self._db.run(queries.due_deliveries, self._clock(), BATCH)
         if not due:
             return 0

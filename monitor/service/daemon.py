@@ -20,6 +20,7 @@ from monitor.notify.base import Channel
 from monitor.notify.folding import Folder, FoldPolicy
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.registry import build_channels, retry_policies
+from monitor.service.health import check_health
 from monitor.service.poller import FeedPolicy, Poller, PollResult, RuleSet
 from monitor.store import queries
 from monitor.store.db import Database, redact_url
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 WATCH_SECONDS = 2.0
 FOLD_SECONDS = 5.0
+HEALTH_SECONDS = 30.0
 STOP_GRACE_SECONDS = 8.0
 
 
@@ -94,11 +96,23 @@ class Daemon:
         except Exception:
             log.exception("building digests failed; will retry on the next tick")
 
+    async def health_tick(self) -> None:
+        """Raise and clear feed health incidents (SPEC §3 `health`)."""
+        health = self.settings.file.health
+        try:
+            made = await self.db.run(check_health, self._clock(), failing_for=health.failing_for,
+                                     silent_for=health.silent_for, notify=health.notify)
+        except Exception:
+            log.exception("health check failed; will retry on the next tick")
+            return
+        if made:
+            self.kick_dispatch()
+
     async def start(self) -> None:
         log.info("database %s", redact_url(self.db.url))
         await asyncio.to_thread(self.db.upgrade)
         feeds = [(f.id, f.url, f.name) for f in self.settings.feeds]
-        await self.db.run(queries.sync_feeds, feeds, utcnow())
+        await self.db.run(queries.sync_feeds, feeds, self._clock())
         log.info("%d feeds, %d rules, channels: %s", len(feeds), len(self.settings.rules),
                  ", ".join(self.channels) or "none")
         for warning in self.settings.warnings:
@@ -195,7 +209,7 @@ class Daemon:
         gc.freeze()
         self._feed_intervals = {f.id: f.interval or settings.poll.interval for f in settings.feeds}
         await self.db.run(queries.sync_feeds, [(f.id, f.url, f.name) for f in settings.feeds],
-                          utcnow())
+                          self._clock())
         self.settings = settings
         self._fingerprint = await asyncio.to_thread(_fingerprint, settings)
         self.reload_error = None
@@ -249,6 +263,8 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self.fold_tick, "interval", seconds=FOLD_SECONDS, id="fold",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
+        scheduler.add_job(self.health_tick, "interval", seconds=HEALTH_SECONDS, id="health",
+                          max_instances=1, coalesce=True)
         scheduler.start()
         log.info("running; press Ctrl-C to stop")
         try:
@@ -284,6 +300,7 @@ class Daemon:
         try:
             results = await self.poll_all_once()
             await self.folder.run_once()
+            await self.health_tick()
             while await self.dispatcher.run_once():
                 pass
         finally:
