@@ -1,0 +1,423 @@
+"""Pure deduplication helpers: canonical URLs, content hashes and near-duplicate signatures.
+
+SPEC §5: an article is the same across feeds by canonical URL (tracking parameters
+removed), an updated entry is noticed by a change of its content hash, and
+near-duplicate copies of one story (syndicated wire copy, rewrites with another
+headline) join one story through MinHash signatures and LSH bands.
+
+Everything here is deterministic across processes, runs and machines: no
+Python ``hash()``, no RNG state, constants derived from fixed seeds. No I/O.
+
+Near-duplicate scheme
+---------------------
+``story_text`` builds the text a story is compared on: the *lead*, the first
+``LEAD_WORDS`` words of the body (else of the summary, with the title when short),
+so a copy with another headline, a trimmed end, or only a summary in its feed
+still looks like the full copy.
+
+``signature`` takes the folded word tokens of ``monitor.match.text.tokenize`` (case,
+accents, Turkic i), forms shingles of ``SHINGLE_WORDS`` words, hashes each to 64 bits
+and keeps, for each of ``NUM_PERM`` seeded hash functions, the minimum
+(top 32 bits). The share of equal positions of two signatures estimates the
+Jaccard similarity of their shingle sets (``similarity``; standard error
+``sqrt(J(1-J)/64)``, about 0.05 at J = 0.8).
+
+``bands`` cuts a signature into ``NUM_BANDS`` bands of ``ROWS_PER_BAND`` rows;
+two signatures share a bucket in some band with probability
+``1 - (1 - J**4)**16``: 99.98% at J = 0.8, 98.8% at 0.7, 64% at 0.5, 12% at
+0.3, 2.5% at 0.2. Bands only nominate candidates; the caller confirms one with
+``similarity(a, b) >= NEAR_DUPLICATE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from monitor.match.text import fold_token, token_pattern
+
+__all__ = [
+    "LEAD_WORDS",
+    "MIN_LEAD_WORDS",
+    "NEAR_DUPLICATE",
+    "NUM_BANDS",
+    "NUM_PERM",
+    "ROWS_PER_BAND",
+    "SHINGLE_WORDS",
+    "TRACKING_PARAMS",
+    "TRACKING_PREFIXES",
+    "bands",
+    "canonical_url",
+    "content_hash",
+    "signature",
+    "similarity",
+    "story_text",
+]
+
+# --------------------------------------------------------------------------- canonical URLs
+
+# Query parameters that only say how a reader got to the page, never which page it is.
+# Names are compared case-insensitively after percent-decoding.
+TRACKING_PREFIXES: tuple[str, ...] = (
+    "utm_",          # Google Analytics campaign tags: utm_source, utm_medium, utm_campaign, ...
+)
+TRACKING_PARAMS: frozenset[str] = frozenset({
+    # ad-click identifiers
+    "fbclid",        # Facebook
+    "gclid", "gclsrc", "dclid", "gbraid", "wbraid",  # Google Ads / DoubleClick
+    "msclkid",       # Microsoft Advertising
+    "yclid",         # Yandex
+    "twclid",        # X/Twitter ads
+    "ttclid",        # TikTok ads
+    "li_fat_id",     # LinkedIn
+    "igshid", "igsh",  # Instagram share
+    # e-mail and marketing automation
+    "mc_cid", "mc_eid",  # Mailchimp
+    "_hsenc", "_hsmi", "__hstc", "__hssc", "__hsfp", "hsctatracking",  # HubSpot
+    "mkt_tok",       # Marketo
+    "vero_id", "vero_conv",  # Vero
+    "oly_anon_id", "oly_enc_id",  # Omeda
+    "rb_clickid", "wickedid", "s_cid",
+    # analytics cross-domain linkers
+    "_ga", "_gl",
+    # publishers' and aggregators' share/campaign tags
+    "ref_src", "ref_url",  # Twitter embeds
+    "cmpid", "cmp",  # campaign ids (e.g. CMP=share_btn_tw)
+    "ocid",          # Microsoft Start / MSN
+    "ncid",          # Yahoo and others
+    "xtor",          # AT Internet (common in French-language press feeds)
+    "at_medium", "at_campaign",  # AT Internet / Piano
+    "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",  # comScore
+    "smid", "smtyp",  # share tags (e.g. New York Times)
+    "sr_share",
+})
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HEX = "0123456789ABCDEF"
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters left as they are in a path / in a query piece: unreserved, sub-delims, ":" and "@"
+# (RFC 3986 §3.3, §3.4). Anything else (spaces, quotes, non-ASCII, ...) is percent-encoded.
+_PATH_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@/")
+_QUERY_SAFE = _PATH_SAFE | frozenset("?")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _normalise_escapes(part: str, safe: frozenset[str]) -> str:
+    """Percent-encoding normalised where it cannot change meaning (RFC 3986 §6.2.2).
+
+    Escapes of unreserved characters are decoded ("%7E" -> "~"), other escapes are
+    upper-cased ("%2f" -> "%2F", kept escaped), a stray "%" becomes "%25", and
+    characters that must be escaped are (UTF-8).
+    """
+    out: list[str] = []
+    i, n = 0, len(part)
+    while i < n:
+        c = part[i]
+        if c == "%":
+            m = _PERCENT.match(part, i)
+            if m:
+                ch = chr(int(m.group(1), 16))
+                out.append(ch if ch in _UNRESERVED else "%" + m.group(1).upper())
+                i += 3
+                continue
+            out.append("%25")
+        elif c in safe:
+            out.append(c)
+        else:
+            out.extend(f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in c.encode("utf-8", "surrogatepass"))
+        i += 1
+    return "".join(out)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 for an absolute path: "/a/./b/../c" -> "/a/c"."""
+    if "." not in path:
+        return path
+    segments = path.split("/")
+    out: list[str] = []
+    for seg in segments[1:]:
+        if seg == ".":
+            continue
+        if seg == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(seg)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
+
+
+def _idna_host(host: str) -> str:
+    if host.isascii():
+        return host
+    try:
+        import idna  # IDNA 2008 + UTS 46, as browsers do; an httpx dependency
+
+        return idna.encode(host, uts46=True).decode("ascii")
+    except Exception:
+        return host.encode("idna").decode("ascii")  # IDNA 2003 from the standard library
+
+
+def _is_tracking(piece: str) -> bool:
+    name = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), piece.partition("=")[0]).lower()
+    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def canonical_url(url: str) -> str:
+    """The URL one article has whichever feed or share button it came through.
+
+    For http(s) URLs: scheme and host lower-cased, IDN hosts in punycode, a trailing
+    dot and default ports dropped, userinfo kept, dot segments resolved, an empty
+    path made "/", percent-encoding normalised where safe, the fragment dropped
+    (except a "#!" hash-bang route, which names the page), tracking parameters
+    (``TRACKING_PARAMS``, ``TRACKING_PREFIXES``) and empty pieces removed from the
+    query with the rest kept in order, an empty query dropped.
+
+    Never raises: anything else (other schemes, relative or unparsable URLs) is
+    returned stripped of surrounding whitespace.
+    """
+    if not isinstance(url, str):
+        return ""
+    stripped = url.strip()
+    try:
+        return _canonical(stripped)
+    except Exception:
+        return stripped
+
+
+def _canonical(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.netloc:
+        return url
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return url
+    port = parts.port  # ValueError on junk such as ":80a" or ":99999"
+    host = f"[{host}]" if ":" in host else _idna_host(host)  # IPv6 literal, else a name
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo}@{netloc}"
+    path = _remove_dot_segments(_normalise_escapes(parts.path, _PATH_SAFE)) if parts.path else "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    pieces = [p for p in parts.query.split("&") if p and p != "=" and not _is_tracking(p)]
+    query = "&".join(_normalise_escapes(p, _QUERY_SAFE) for p in pieces)
+    fragment = parts.fragment if parts.fragment.startswith("!") else ""
+    result = f"{scheme}://{netloc}{path}"
+    if query:
+        result += "?" + query
+    if fragment:
+        result += "#" + _normalise_escapes(fragment, _QUERY_SAFE)
+    return result
+
+
+# --------------------------------------------------------------------------- content hash
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _normal_text(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text or "").translate(_INVISIBLE).split())
+
+
+def content_hash(title: str, summary: str, body: str) -> str:
+    """SHA-256 hex of title, summary and body, NFC-normalised with whitespace collapsed.
+
+    Re-serialisation noise (line breaks, indentation, non-breaking or repeated
+    spaces, soft hyphens, zero-width characters, composed vs decomposed accents)
+    keeps the hash; any edit of the words, including case and punctuation, changes it.
+    """
+    data = "\x1f".join(_normal_text(t) for t in (title, summary, body))
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --------------------------------------------------------------------------- MinHash + LSH
+
+NUM_PERM = 64
+"""Hash functions per signature: 64 x 32-bit values, a small JSON list in ``Story.signature``."""
+
+NUM_BANDS = 16
+ROWS_PER_BAND = 4
+"""16 bands x 4 rows: LSH threshold about (1/16)**(1/4) = 0.5, so copies at J >= 0.7 are
+found almost surely while unrelated stories (J < 0.2) rarely share a bucket."""
+
+SHINGLE_WORDS = 2
+"""Word bigrams. Each changed word breaks ``SHINGLE_WORDS`` shingles, so short wire copy
+with a few edits stays above 0.8 with bigrams where trigrams drop below it; unrelated
+stories about the same people and places share few bigrams (see tests for measurements).
+A text shorter than this is one shingle of all its words."""
+
+LEAD_WORDS = 40
+"""Words of lead in ``story_text``: about one lead paragraph (wire leads run 30-45 words).
+Copies differ mostly after it (trimmed, extra paragraphs, boilerplate), and a feed that
+carries only the lead paragraph as summary gives the same 40 words as a full-text feed.
+A summary truncated to 30 words against the 40-word lead is still J ~ 0.74 (a band candidate,
+below ``NEAR_DUPLICATE``); with 80 words a 45-word summary-only copy measured only 0.56."""
+
+MIN_LEAD_WORDS = 20
+"""A body shorter than this is a teaser, not a lead; a lead shorter than this gets the title."""
+
+NEAR_DUPLICATE = 0.8
+"""Suggested ``similarity`` at or above which a candidate from ``bands`` is the same story."""
+
+_MASK64 = (1 << 64) - 1
+_EMPTY = 0xFFFFFFFF  # every position of an empty text's signature: never matches anything
+
+
+def _splitmix64(seed: int, count: int) -> list[int]:
+    out = []
+    for _ in range(count):
+        seed = (seed + 0x9E3779B97F4A7C15) & _MASK64
+        z = seed
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+_SEED = 0x70726573736D6F6E  # "pressmon"
+_PERM_SEEDS = np.array(_splitmix64(_SEED, NUM_PERM), dtype=np.uint64)
+_PAIR_MUL = np.uint64(0x9E3779B97F4A7C15 | 1)
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+_S32 = np.uint64(32)
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser, in place on a uint64 array (wrapping arithmetic)."""
+    x ^= x >> _S33
+    x *= _M1
+    x ^= x >> _S33
+    x *= _M2
+    x ^= x >> _S33
+    return x
+
+
+@lru_cache(maxsize=1 << 17)
+def _word_hash(word: str) -> int:
+    digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8,
+                             person=b"pressmon-mh-v1").digest()
+    return int.from_bytes(digest, "little")
+
+
+def _words(text: str) -> list[str]:
+    """The folded word tokens of `text`: ``[t.folded for t in tokenize(text)]``, without offsets."""
+    return [w for w in map(fold_token, token_pattern(text).findall(text)) if w]
+
+
+@lru_cache(maxsize=1 << 17)
+def _raw_word_hash(raw: str) -> int:
+    word = fold_token(raw)
+    return _word_hash(word) if word else -1
+
+
+def _shingle_hashes(text: str) -> np.ndarray:
+    """64-bit hashes of the word shingles of `text` (uint64, possibly empty)."""
+    hashes = [_raw_word_hash(raw) for raw in token_pattern(text).findall(text)]
+    words = np.array([h for h in hashes if h >= 0], dtype=np.uint64)
+    n = len(words)
+    k = SHINGLE_WORDS
+    if n == 0:
+        return words
+    if n < k:
+        k = n
+    # h = fmix(...fmix(fmix(w0) * C + w1) * C + w2 ...): order-sensitive, wraps mod 2**64.
+    h = words[: n - k + 1].copy()
+    for j in range(1, k):
+        h = _fmix64(h)
+        h *= _PAIR_MUL
+        h += words[j : n - k + 1 + j]
+    return _fmix64(h)
+
+
+def _minhash(shingles: np.ndarray) -> np.ndarray:
+    """(len(shingles), NUM_PERM) -> column minima of the top 32 bits of fmix(shingle ^ seed)."""
+    x = shingles[:, None] ^ _PERM_SEEDS[None, :]
+    return (_fmix64(x) >> _S32).min(axis=0)
+
+
+def signature(text: str) -> tuple[int, ...]:
+    """MinHash signature of the folded word shingles of `text`: ``NUM_PERM`` ints < 2**32.
+
+    An empty text (no word tokens) has a signature that matches nothing and has no bands.
+    """
+    shingles = _shingle_hashes(text)
+    if len(shingles) == 0:
+        return (_EMPTY,) * NUM_PERM
+    return tuple(_minhash(shingles).tolist())
+
+
+def _is_empty(sig: Sequence[int]) -> bool:
+    return all(v == _EMPTY for v in sig)
+
+
+def similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    """Estimated Jaccard similarity of two signatures (share of equal positions), 0.0-1.0.
+
+    Empty-text signatures, and signatures of different lengths (another scheme), give 0.0.
+    """
+    if len(a) != len(b) or not a or _is_empty(a) or _is_empty(b):
+        return 0.0
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def bands(sig: Sequence[int]) -> list[tuple[int, str]]:
+    """LSH buckets of a signature: ``(band index, 16-hex-digit bucket)`` for each band.
+
+    Signatures sharing any (band, bucket) pair are near-duplicate candidates
+    (``StoryBand`` rows). An empty text's signature has no bands.
+    """
+    if len(sig) != NUM_PERM or _is_empty(sig):
+        return []
+    out = []
+    for band in range(NUM_BANDS):
+        rows = sig[band * ROWS_PER_BAND : (band + 1) * ROWS_PER_BAND]
+        data = band.to_bytes(2, "little") + b"".join(int(v).to_bytes(4, "little") for v in rows)
+        out.append((band, hashlib.blake2b(data, digest_size=8).hexdigest()))
+    return out
+
+
+def _capped(text: str, words: int) -> str:
+    """`text` cut after its `words`-th word token."""
+    spans = token_pattern(text).finditer(text)
+    for i, m in enumerate(spans, 1):
+        if i == words:
+            return text[: m.end()]
+    return text
+
+
+def story_text(title: str, summary: str, body: str) -> str:
+    """The text a story's signature is computed from: the lead, else the title and summary.
+
+    With a body of at least ``MIN_LEAD_WORDS`` words, its first ``LEAD_WORDS`` words;
+    the summary is then either the same lead paragraph or the outlet's own blurb, and
+    the headline is the part of a copy outlets rewrite most, so neither is included.
+    Otherwise the summary followed by the short body (the summary skipped when the
+    body begins with it), capped the same way, and when that is still shorter than
+    ``MIN_LEAD_WORDS`` words the title goes first so short items keep enough words.
+    Whitespace is normalised; the result is empty when all three are.
+    """
+    title, summary, body = _normal_text(title or ""), _normal_text(summary or ""), _normal_text(body or "")
+    body_words = _words(body)
+    if len(body_words) >= MIN_LEAD_WORDS:
+        return _capped(body, LEAD_WORDS)
+    summary_words = _words(summary)
+    common = min(len(body_words), len(summary_words))
+    if body_words[:common] == summary_words[:common]:  # one is the start of the other
+        lead = body if len(body_words) > len(summary_words) else summary
+    else:
+        lead = f"{summary} {body}"
+    lead = _capped(lead, LEAD_WORDS)
+    if len(_words(lead)) < MIN_LEAD_WORDS:
+        return f"{title}\n{lead}".strip()
+    return lead
