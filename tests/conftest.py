@@ -174,6 +174,8 @@ def write_config(tmp_path: Path) -> WriteConfig:
 
     def write(config: dict[str, Any], rules: dict[str, Any] | None = None) -> Path:
         config = dict(config)
+        # Tests run side by side: never claim the default HTTP port.
+        config.setdefault("server", {"listen": "127.0.0.1:0"})
         if rules is not None:
             (tmp_path / "rules").mkdir(exist_ok=True)
             (tmp_path / "rules" / "rules.yaml").write_text(

@@ -56,7 +56,8 @@ def demo_config(folder: Path, port: int) -> Path:
     config = {
         "database": f"sqlite:///{folder / 'demo.db'}",
         "poll": {"interval": "30s", "min_interval": "10s", "timeout": "10s",
-                 "allow_private_networks": True},
+                 "allow_private_networks": ["127.0.0.1/32"]},
+        "server": {"listen": "127.0.0.1:0"},
         "feeds": [{"id": name, "name": title, "url": f"http://127.0.0.1:{port}/{name}.xml"}
                   for name, (_file, title) in DEMO_FEEDS.items()],
         "rules": [str(rules_dir() / "*.yaml")],

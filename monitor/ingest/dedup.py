@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
@@ -379,12 +380,11 @@ def bands(sig: Sequence[int]) -> list[tuple[int, str]]:
     """
     if len(sig) != NUM_PERM or _is_empty(sig):
         return []
-    out = []
-    for band in range(NUM_BANDS):
-        rows = sig[band * ROWS_PER_BAND : (band + 1) * ROWS_PER_BAND]
-        data = band.to_bytes(2, "little") + b"".join(int(v).to_bytes(4, "little") for v in rows)
-        out.append((band, hashlib.blake2b(data, digest_size=8).hexdigest()))
-    return out
+    packed = struct.pack(f"<{NUM_PERM}I", *sig)
+    width = 4 * ROWS_PER_BAND
+    return [(band, hashlib.blake2b(band.to_bytes(2, "little") + packed[band * width:(band + 1) * width],
+                                   digest_size=8).hexdigest())
+            for band in range(NUM_BANDS)]
 
 
 def _capped(text: str, words: int) -> str:

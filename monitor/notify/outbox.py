@@ -44,7 +44,9 @@ def utcnow() -> datetime:
 class Dispatcher:
     def __init__(self, db: Database, channels: Mapping[str, Channel],
                  policies: Mapping[str, RetryPolicy], *,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 on_result: Callable[[str, str], None] = lambda _channel, _status: None) -> None:
+        self._on_result = on_result  # (channel, "sent" | "retry" | "failed"), e.g. for metrics
         self._db = db
         self._channels = channels
         self._policies = policies
@@ -95,6 +97,7 @@ class Dispatcher:
             else:
                 await self._db.run(queries.mark_sent, delivery.id, self._clock())
                 log.debug("alert %s sent to %s", delivery.alert_id, channel_name)
+                self._on_result(channel_name, "sent")
                 sent += 1
         return sent
 
@@ -108,9 +111,11 @@ class Dispatcher:
         next_at: datetime | None = now + timedelta(seconds=delay)
         if attempt >= policy.max_attempts or (next_at - delivery.created_at) > policy.max_age:
             next_at = None
+            self._on_result(delivery.channel, "failed")
             log.error("alert %s to %s failed for good after %d attempts: %s",
                       delivery.alert_id, delivery.channel, attempt, error)
         else:
+            self._on_result(delivery.channel, "retry")
             log.warning("alert %s to %s failed (attempt %d), retrying in %.1fs: %s",
                         delivery.alert_id, delivery.channel, attempt, delay, error)
         await self._db.run(queries.mark_attempt_failed, delivery.id, error=str(error),

@@ -21,7 +21,8 @@ def hit_payload(*, alert_id: str, rule_id: str, rule_name: str, priority: str,
                 article_id: int, title: str, url: str | None, feed_id: str,
                 feed_name: str | None, published_at: datetime | None, author: str | None,
                 summary: str, hit: RuleHit, entities: dict[str, list[str]],
-                detected_at: datetime) -> dict[str, Any]:
+                detected_at: datetime, story_id: int | None = None,
+                also_in: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "type": "hit",
         "version": VERSION,
@@ -40,7 +41,8 @@ def hit_payload(*, alert_id: str, rule_id: str, rule_name: str, priority: str,
         "snippet": hit.snippet,
         "score": hit.score,
         "entities": entities,
-        "story": {"id": f"article-{article_id}", "also_in": []},
+        "story": {"id": f"story-{story_id}" if story_id else f"article-{article_id}",
+                  "also_in": also_in or []},
         "detected_at": iso(detected_at),
     }
 

@@ -15,12 +15,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
+from monitor.ingest.websub import WebSub
 from monitor.nlp import Ner
 from monitor.notify.base import Channel
 from monitor.notify.folding import Folder, FoldPolicy
 from monitor.notify.outbox import Dispatcher
 from monitor.notify.registry import build_channels, retry_policies
 from monitor.service.health import check_health
+from monitor.service.http import HttpServer
+from monitor.service.metrics import Metrics
 from monitor.service.poller import FeedPolicy, Poller, PollResult, RuleSet
 from monitor.store import queries
 from monitor.store.db import Database, redact_url
@@ -31,6 +34,8 @@ TICK_SECONDS = 1.0
 WATCH_SECONDS = 2.0
 FOLD_SECONDS = 5.0
 HEALTH_SECONDS = 30.0
+GAUGE_SECONDS = 5.0
+WEBSUB_SECONDS = 60.0
 STOP_GRACE_SECONDS = 8.0
 
 
@@ -58,18 +63,27 @@ class Daemon:
         self.db = Database(settings.database_url)
         poll = settings.poll
         self.fetcher = Fetcher(timeout=poll.timeout, max_body=poll.max_body,
-                               concurrency=poll.concurrency, per_host=poll.per_host)
+                               concurrency=poll.concurrency, per_host=poll.per_host,
+                               allow_private=poll.allow_private_networks)
+        self.metrics = Metrics()
         self._ruleset = RuleSet.build(settings)
         # Compiled rules live as long as the process: keep them out of every GC pass.
         gc.freeze()
-        self._feed_intervals = {f.id: f.interval or poll.interval for f in settings.feeds}
+        self._feeds = {f.id: f for f in settings.feeds}
         self._console = console
         self.channels: dict[str, Channel] = build_channels(settings, console=console)
         self._fingerprint = _fingerprint(settings)
         self.reload_error: str | None = None
         self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
-                             ner=Ner.load, clock=clock)
-        self.dispatcher = Dispatcher(self.db, self.channels, retry_policies(settings), clock=clock)
+                             ner=Ner.load, metrics=self.metrics, clock=clock)
+        self.dispatcher = Dispatcher(
+            self.db, self.channels, retry_policies(settings), clock=clock,
+            on_result=lambda channel, status: self.metrics.alerts.labels(channel, status).inc())
+        public_url = settings.file.server.public_url
+        self.websub = (WebSub(self.db, public_url, self._pushed, clock=clock)
+                       if public_url else None)
+        self.http: HttpServer | None = None
+        self._scheduler_running = False
         self.folder = Folder(self.db, self._fold_policy, clock=clock)
         self._in_flight: dict[str, asyncio.Task[PollResult]] = {}
         self._dispatching: asyncio.Task[None] | None = None
@@ -78,9 +92,50 @@ class Daemon:
 
     def _policy(self, feed_id: str) -> FeedPolicy:
         poll = self.settings.poll
-        interval = self._feed_intervals.get(feed_id, poll.interval)
+        feed = self._feeds.get(feed_id)
+        interval = (feed.interval if feed else None) or poll.interval
         return FeedPolicy(interval=interval, max_interval=max(poll.max_interval, interval),
-                          max_article_age=poll.max_article_age)
+                          max_article_age=poll.max_article_age,
+                          min_interval=min(poll.min_interval, interval),
+                          fixed=bool(feed and feed.interval), fulltext=bool(feed and feed.fulltext))
+
+    async def _pushed(self, feed_id: str, content: bytes, content_type: str | None) -> None:
+        result = await self.poller.push(feed_id, content, content_type)
+        if result is not None and result.alerts:
+            self.kick_dispatch()
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """/readyz: the database answers, the scheduler runs, no reload error is pending."""
+        checks: dict[str, object] = {}
+        try:
+            await asyncio.wait_for(self.db.run(queries.ping), timeout=5)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with the reason
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["scheduler"] = "running" if self._scheduler_running else "stopped"
+        checks["reload"] = self.reload_error.splitlines()[0] if self.reload_error else "ok"
+        ready = checks["database"] == "ok" and self._scheduler_running and not self.reload_error
+        return ready, checks
+
+    async def refresh_gauges(self) -> None:
+        try:
+            depth, oldest, by_status = await self.db.run(queries.outbox_gauges, self._clock())
+        except Exception:  # noqa: BLE001 - a scrape must never take the daemon down
+            log.debug("metrics refresh failed", exc_info=True)
+            return
+        self.metrics.outbox_depth.set(depth)
+        self.metrics.oldest_pending.set(oldest)
+        self.metrics.feeds.clear()
+        for status, count in by_status.items():
+            self.metrics.feeds.labels(status).set(count)
+
+    async def websub_tick(self) -> None:
+        if self.websub is None or self._stop.is_set():
+            return
+        try:
+            await self.websub.maintain()
+        except Exception:
+            log.exception("WebSub maintenance failed; will retry")
 
     def _fold_policy(self) -> FoldPolicy:
         return FoldPolicy(
@@ -119,6 +174,10 @@ class Daemon:
             log.warning("%s", warning)
 
     async def close(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.websub is not None:
+            await self.websub.aclose()
         for channel in self.channels.values():
             await channel.aclose()
         await self.fetcher.aclose()
@@ -193,6 +252,8 @@ class Daemon:
         except ConfigError as exc:
             self._fingerprint = await asyncio.to_thread(_fingerprint, self.settings)
             self.reload_error = str(exc)
+            self.metrics.reloads.labels("failed").inc()
+            self.metrics.reload_errors.inc()
             log.error("reload (%s) failed; the rules in force stay:\n%s", reason, exc)
             return False
         for key in ("database_url",):
@@ -207,7 +268,7 @@ class Daemon:
         self.dispatcher.configure(self.channels, retry_policies(settings))
         self._ruleset = ruleset
         gc.freeze()
-        self._feed_intervals = {f.id: f.interval or settings.poll.interval for f in settings.feeds}
+        self._feeds = {f.id: f for f in settings.feeds}
         await self.db.run(queries.sync_feeds, [(f.id, f.url, f.name) for f in settings.feeds],
                           self._clock())
         self.settings = settings
@@ -219,6 +280,7 @@ class Daemon:
                 await asyncio.gather(self._dispatching, return_exceptions=True)
             for channel in old_channels.values():
                 await channel.aclose()
+        self.metrics.reloads.labels("ok").inc()
         log.info("reloaded (%s): %d feeds, %d rules", reason, len(settings.feeds),
                  len(settings.rules))
         return True
@@ -265,12 +327,22 @@ class Daemon:
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
         scheduler.add_job(self.health_tick, "interval", seconds=HEALTH_SECONDS, id="health",
                           max_instances=1, coalesce=True)
+        scheduler.add_job(self.refresh_gauges, "interval", seconds=GAUGE_SECONDS, id="gauges",
+                          next_run_time=utcnow(), max_instances=1, coalesce=True)
+        if self.websub is not None:
+            scheduler.add_job(self.websub_tick, "interval", seconds=WEBSUB_SECONDS, id="websub",
+                              next_run_time=utcnow(), max_instances=1, coalesce=True)
+        self.http = HttpServer(self.settings.file.server.listen, ready=self.readiness,
+                               metrics=self.metrics.render, websub=self.websub)
+        await self.http.start()
         scheduler.start()
+        self._scheduler_running = True
         log.info("running; press Ctrl-C to stop")
         try:
             await self._stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+            self._scheduler_running = False
             await self._drain()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)

@@ -6,8 +6,10 @@ This is the one place that decides how a feed's state changes after a poll.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +19,15 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from monitor.config import Rule, Settings
+from monitor.ingest import dedup, lang
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
-from monitor.ingest.parse import Entry, ParseError, parse_feed
+from monitor.ingest.fulltext import FulltextError, FulltextFetcher
+from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner
 from monitor.notify import policy as alert_policy
 from monitor.notify.payload import hit_payload
+from monitor.service.metrics import Metrics
 from monitor.store import queries
 from monitor.store.db import Database
 
@@ -50,23 +55,42 @@ class FeedPolicy:
     interval: timedelta
     max_interval: timedelta
     max_article_age: timedelta
+    min_interval: timedelta = timedelta(minutes=2)
+    fixed: bool = False          # the feed sets its own interval: no adaptive polling
+    fulltext: bool = False
+
+
+WEBSUB_FALLBACK = timedelta(hours=1)
 
 
 @dataclass
 class PollResult:
     feed_id: str
-    status: str                      # ok | not_modified | unchanged | error
+    status: str                      # ok | not_modified | unchanged | error | gone
     entries: int = 0
     new_articles: int = 0
     hits: int = 0
     alerts: int = 0
     error: str | None = None
+    updated: int = 0
     alert_ids: list[str] = field(default_factory=list)
+
+
+def poll_delay(policy: FeedPolicy, freshness: timedelta | None = None,
+               ttl: timedelta | None = None) -> timedelta:
+    """Time to the next poll after a success: the feed's interval, raised by what the server
+    says about freshness (``Cache-Control``/``Expires``) or the feed's ``<ttl>``, never
+    beyond max_interval."""
+    wanted = max([policy.interval, *(d for d in (freshness, ttl) if d is not None)])
+    return min(policy.max_interval, wanted)
 
 
 def failure_delay(policy: FeedPolicy, failures: int, retry_after: float | None,
                   rng: Callable[[], float] = random.random) -> timedelta:
-    """Back off exponentially from the feed's interval, with jitter, up to max_interval."""
+    """Back off exponentially from the feed's interval, with jitter, up to max_interval.
+
+    ``Retry-After`` (429/503) replaces the backoff: not before it, not after max_interval.
+    """
     if retry_after is not None:
         return min(policy.max_interval, max(timedelta(seconds=retry_after), policy.interval))
     base = policy.interval.total_seconds() * 2 ** max(0, failures - 1)
@@ -82,27 +106,61 @@ def document(entry: Entry, feed_id: str, feed_name: str | None, feed_url: str) -
                     lang=entry.lang, feed_id=feed_id)
 
 
-def _unique_new(entries: list[Entry], stored: set[str]) -> list[Entry]:
-    seen = set(stored)
-    fresh = []
-    for entry in entries:
-        if entry.key not in seen:
-            seen.add(entry.key)
-            fresh.append(entry)
-    return fresh
+def adaptive_interval(policy: FeedPolicy, entries_per_day: float | None) -> timedelta:
+    """Poll about twice per expected new entry, within min_interval..max_interval.
+
+    Feeds with an interval of their own in the config keep it; so do feeds with no
+    publishing history yet."""
+    if policy.fixed or not entries_per_day:
+        return policy.interval
+    wanted = timedelta(days=1) / (2 * entries_per_day)
+    return max(policy.min_interval, min(policy.max_interval, wanted))
+
+
+def publishing_rate(previous: float | None, new_entries: int, since: datetime | None,
+                    now: datetime) -> float | None:
+    """Entries per day, a moving average over polls (the first poll's backlog is no rate)."""
+    if since is None:
+        return previous
+    days = (now - since).total_seconds() / 86400
+    if days <= 0:
+        return previous
+    observed = new_entries / max(days, 1 / 1440)
+    return observed if previous is None else 0.3 * observed + 0.7 * previous
 
 
 @dataclass(frozen=True)
-class Matched:
+class Prepared:
+    """One entry ready to store: matched, its identity across feeds worked out."""
+
     entry: Entry
     hits: list[RuleHit]
     entities: dict[str, list[str]]
+    content_hash: str
+    canonical_url: str | None
+    signature: tuple[int, ...]
+    bands: list[tuple[int, str]]
+    stored: queries.StoredEntry | None = None     # set for an updated entry
+    fulltext_error: str | None = None
 
 
-def match_entries(ruleset: RuleSet, entries: list[Entry], feed: queries.FeedState,
-                  ner: Callable[[], Ner | None]) -> list[Matched]:
-    """Match new entries; NER runs only where needed: `verify: ner` entities, and hits."""
-    docs = [document(e, feed.id, feed.name, feed.url) for e in entries]
+def with_language(entry: Entry) -> Entry:
+    """The entry's language: as the feed says, else detected from its text."""
+    if entry.lang:
+        return entry
+    detected = lang.detect(" ".join((entry.title, entry.summary, entry.body[:2000])))
+    return dataclasses.replace(entry, lang=detected) if detected else entry
+
+
+def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | None]],
+            feed: queries.FeedState, ner: Callable[[], Ner | None],
+            errors: dict[str, str]) -> list[Prepared]:
+    """The CPU part of a poll, off the event loop: language, matching, NER, story signature.
+
+    NER runs only where needed: for `verify: ner` entities, and on articles that hit.
+    """
+    entries = [(with_language(e), stored) for e, stored in entries]
+    docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
     model = ner() if ruleset.verify_ner else None
     results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
                for doc in docs]
@@ -111,116 +169,274 @@ def match_entries(ruleset: RuleSet, entries: list[Entry], feed: queries.FeedStat
     if with_hits and (model := model or ner()) is not None:
         for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
             entities[i] = found
-    return [Matched(e, h, x) for e, h, x in zip(entries, results, entities, strict=True)]
+    out = []
+    for (entry, stored), hits, found in zip(entries, results, entities, strict=True):
+        signature = dedup.signature(dedup.story_text(entry.title, entry.summary, entry.body))
+        out.append(Prepared(
+            entry=entry, hits=hits, entities=found,
+            content_hash=dedup.content_hash(entry.title, entry.summary, entry.body),
+            canonical_url=dedup.canonical_url(entry.url) if entry.url else None,
+            signature=signature, bands=dedup.bands(signature), stored=stored,
+            fulltext_error=errors.get(entry.key)))
+    return out
+
+
+def new_and_updated(entries: list[Entry], stored: dict[str, queries.StoredEntry]
+                    ) -> list[tuple[Entry, queries.StoredEntry | None]]:
+    """Entries never seen, and seen ones whose content changed (first occurrence wins)."""
+    seen: set[str] = set()
+    out: list[tuple[Entry, queries.StoredEntry | None]] = []
+    for entry in entries:
+        if entry.key in seen:
+            continue
+        seen.add(entry.key)
+        known = stored.get(entry.key)
+        if known is None:
+            out.append((entry, None))
+        elif known.content_hash is not None and known.content_hash != dedup.content_hash(
+                entry.title, entry.summary, entry.body):
+            out.append((entry, known))
+    return out
 
 
 class Poller:
     def __init__(self, db: Database, fetcher: Fetcher, rules: Callable[[], RuleSet],
                  policy: Callable[[str], FeedPolicy], *,
                  ner: Callable[[], Ner | None] = lambda: None,
+                 fulltext: FulltextFetcher | None = None,
+                 metrics: Metrics | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._ner = ner
         self._db = db
         self._fetcher = fetcher
         self._rules = rules
         self._policy = policy
+        self._fulltext = fulltext or FulltextFetcher(fetcher)
+        self._metrics = metrics
         self._clock = clock
 
     async def poll(self, feed: queries.FeedState) -> PollResult:
         policy = self._policy(feed.id)
+        started = time.monotonic()
         try:
             result = await self._fetcher.fetch(
                 feed.url, Validators(etag=feed.etag, last_modified=feed.last_modified))
         except FetchError as exc:
-            return await self._fail(feed, policy, str(exc), exc.retry_after)
+            self._observe(started, "gone" if exc.status == 410 else "error")
+            return await self._fail(feed, policy, str(exc), exc.retry_after,
+                                    http_status=exc.status)
         now = self._clock()
-        next_poll = now + policy.interval
+        if result.permanent_redirect and result.permanent_redirect != feed.url:
+            await self._db.run(queries.record_moved, feed.id, result.permanent_redirect)
+            log.info("feed %s: moved permanently to %s", feed.id, result.permanent_redirect)
+            feed = dataclasses.replace(feed, url=result.permanent_redirect)
+        interval = self._interval(feed, policy)
         if result.not_modified or result.body_hash == feed.body_hash:
             status = "not_modified" if result.not_modified else "unchanged"
+            self._observe(started, status)
+            next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),
+                                         result.freshness)
             await self._db.run(queries.record_success, feed.id, now, next_poll, status=status,
                                etag=result.validators.etag,
                                last_modified=result.validators.last_modified,
-                               body_hash=result.body_hash)
+                               body_hash=result.body_hash,
+                               entries_per_day=publishing_rate(feed.entries_per_day, 0,
+                                                               feed.last_success_at, now),
+                               interval_s=int(interval.total_seconds()))
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
         try:
             parsed = await asyncio.to_thread(parse_feed, result.content, result.headers_for_parser)
         except ParseError as exc:
+            self._observe(started, "error")
             return await self._fail(feed, policy, str(exc), None)
-        stored = await self._db.run(queries.stored_entry_keys, feed.id,
+        self._observe(started, "ok")
+        return await self._ingest(feed, policy, parsed, now, result=result, interval=interval)
+
+    async def push(self, feed_id: str, content: bytes, content_type: str | None) -> PollResult | None:
+        """Entries pushed by a WebSub hub: the same pipeline as a poll, minus the fetch."""
+        feed = await self._db.run(queries.feed_state, feed_id)
+        if feed is None:
+            return None
+        try:
+            parsed = await asyncio.to_thread(
+                parse_feed, content, {"content-type": content_type} if content_type else None)
+        except ParseError as exc:
+            log.warning("feed %s: WebSub push ignored: %s", feed_id, exc)
+            return PollResult(feed_id, "error", error=str(exc))
+        return await self._ingest(feed, self._policy(feed_id), parsed, self._clock(), result=None,
+                                  interval=None)
+
+    def _observe(self, started: float, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.fetches.labels(status).inc()
+            self._metrics.fetch_seconds.observe(time.monotonic() - started)
+
+    def _interval(self, feed: queries.FeedState, policy: FeedPolicy) -> timedelta:
+        interval = adaptive_interval(policy, feed.entries_per_day)
+        if feed.websub_active:
+            # Push delivers; polling stays on as a slow fallback.
+            interval = max(interval, min(policy.max_interval, WEBSUB_FALLBACK))
+        return interval
+
+    async def _ingest(self, feed: queries.FeedState, policy: FeedPolicy, parsed: ParsedFeed,
+                      now: datetime, *, result: FetchResult | None,
+                      interval: timedelta | None) -> PollResult:
+        stored = await self._db.run(queries.stored_entries, feed.id,
                                     [e.key for e in parsed.entries])
-        fresh = _unique_new(parsed.entries, stored)
+        todo = new_and_updated(parsed.entries, stored)
+        errors: dict[str, str] = {}
+        if policy.fulltext and todo:
+            todo = await self._with_fulltext(feed, policy, todo, now, errors)
         ruleset = self._rules()
-        matched = (await asyncio.to_thread(match_entries, ruleset, fresh, feed, self._ner)
-                   if fresh else [])
-        outcome = await self._db.run(self._store, feed, matched, ruleset, policy, result, now,
-                                     next_poll)
+        prepared = (await asyncio.to_thread(prepare, ruleset, todo, feed, self._ner, errors)
+                    if todo else [])
+        next_poll = None
+        if result is not None and interval is not None:
+            next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),
+                                         result.freshness, ttl=parsed.ttl)
+        outcome = await self._db.run(self._store, feed, prepared, ruleset, policy, now,
+                                     result, next_poll, parsed, interval)
         outcome.entries = len(parsed.entries)
-        if outcome.new_articles:
-            log.info("feed %s: %d new of %d entries, %d hits, %d alerts", feed.id,
-                     outcome.new_articles, outcome.entries, outcome.hits, outcome.alerts)
+        if self._metrics is not None:
+            self._metrics.articles.inc(outcome.new_articles)
+        if outcome.new_articles or outcome.updated:
+            log.info("feed %s: %d new and %d updated of %d entries%s, %d hits, %d alerts",
+                     feed.id, outcome.new_articles, outcome.updated, outcome.entries,
+                     " (pushed)" if result is None else "", outcome.hits, outcome.alerts)
         return outcome
 
-    def _store(self, session: Session, feed: queries.FeedState,
-               matched: list[Matched], ruleset: RuleSet, policy: FeedPolicy,
-               result: FetchResult, now: datetime, next_poll: datetime) -> PollResult:
-        """One transaction: articles, hits, alerts and their outbox rows, and the feed's state."""
+    async def _with_fulltext(self, feed: queries.FeedState, policy: FeedPolicy,
+                             todo: list[tuple[Entry, queries.StoredEntry | None]], now: datetime,
+                             errors: dict[str, str]
+                             ) -> list[tuple[Entry, queries.StoredEntry | None]]:
+        """Fetch the page of every new, fresh entry and put its main text into the body."""
+        too_old = now - policy.max_article_age
+
+        async def one(entry: Entry) -> Entry:
+            if not entry.url or (entry.published_at is not None and entry.published_at < too_old):
+                return entry
+            try:
+                text = await self._fulltext.text(entry.url)
+            except FulltextError as exc:
+                errors[entry.key] = str(exc)
+                log.info("feed %s: full text of %s: %s (keeping the summary)", feed.id,
+                         entry.url, exc)
+                return entry
+            return dataclasses.replace(entry, body=text)
+
+        fetched = iter(await asyncio.gather(*(one(e) for e, known in todo if known is None)))
+        return [(next(fetched) if known is None else entry, known) for entry, known in todo]
+
+    def _store(self, session: Session, feed: queries.FeedState, prepared: list[Prepared],
+               ruleset: RuleSet, policy: FeedPolicy, now: datetime, result: FetchResult | None,
+               next_poll: datetime | None, parsed: ParsedFeed,
+               interval: timedelta | None) -> PollResult:
+        """One transaction: articles and stories, hits, alerts and their outbox rows, and
+        the feed's state — a crash leaves all of it or none."""
         outcome = PollResult(feed.id, "ok")
         too_old = now - policy.max_article_age
-        for item in matched:
+        new = [item for item in prepared if item.stored is None]
+        story_ids = queries.assign_stories(
+            session, feed_id=feed.id, now=now, threshold=dedup.NEAR_DUPLICATE,
+            similarity=dedup.similarity,
+            keys=[queries.StoryKey(i.entry.title, i.canonical_url, i.signature, i.bands)
+                  for i in new])
+        stories = dict(zip((i.entry.key for i in new), story_ids, strict=True))
+        inserted = queries.insert_articles(session, feed.id, [
+            queries.NewArticle(i.entry, i.canonical_url, i.content_hash, stories[i.entry.key],
+                               i.fulltext_error) for i in new], now)
+        for item in prepared:
             entry = item.entry
-            article_id = queries.insert_article(session, feed.id, entry, now)
-            if article_id is None:
+            story_id: int | None
+            if item.stored is not None:
+                queries.update_article(session, item.stored.article_id, entry, item.content_hash,
+                                       now)
+                article_id, story_id = item.stored.article_id, item.stored.story_id
+                outcome.updated += 1
+            elif entry.key in inserted:
+                article_id, story_id = inserted[entry.key], stories[entry.key]
+                outcome.new_articles += 1
+            else:
                 continue  # stored meanwhile by another poll: it was matched there
-            outcome.new_articles += 1
             fresh = entry.published_at is None or entry.published_at >= too_old
             for hit in item.hits:
-                rule = ruleset.rules.get(hit.rule_id)
-                if rule is None:
-                    continue
-                alert = fresh and bool(rule.notify)
-                hit_id = queries.insert_hit(
-                    session, rule_id=hit.rule_id, article_id=article_id,
-                    matches=[{"term": m.term, "text": m.text, "field": m.field, "start": m.start,
-                              "end": m.end} for m in hit.matches],
-                    snippet=hit.snippet, score=hit.score, alerted=alert, now=now)
-                if hit_id is None:
-                    continue
-                outcome.hits += 1
-                if not alert:
-                    continue
-                throttled = False
-                if rule.config.throttle is not None:
-                    limit, period = rule.config.throttle
-                    since = alert_policy.window_start(now, period)
-                    throttled = queries.count_rule_alerts(session, rule.id, since) >= limit
-                channels = {c: alert_policy.initial_status(throttled=throttled,
-                                                           digest=c in ruleset.digest_channels,
-                                                           priority=rule.config.priority)
-                            for c in rule.notify}
-                alert_id = str(uuid.uuid4())
-                payload = hit_payload(
-                    alert_id=alert_id, rule_id=rule.id, rule_name=rule.name,
-                    priority=rule.config.priority, article_id=article_id, title=entry.title,
-                    url=entry.url, feed_id=feed.id, feed_name=feed.name,
-                    published_at=entry.published_at, author=entry.author,
-                    summary=entry.summary, hit=hit, entities=item.entities, detected_at=now)
-                queries.insert_alert(session, alert_id=alert_id, kind="hit", payload=payload,
-                                     channels=channels, now=now, hit_id=hit_id,
-                                     rule_id=rule.id, throttled=throttled)
-                outcome.alerts += 1
-                outcome.alert_ids.append(alert_id)
-        queries.record_success(session, feed.id, now, next_poll, status="ok",
-                               etag=result.validators.etag,
-                               last_modified=result.validators.last_modified,
-                               body_hash=result.body_hash, new_entries=outcome.new_articles)
+                self._hit(session, outcome, ruleset, feed, item, hit, article_id, story_id,
+                          fresh, now)
+        if result is not None and next_poll is not None:
+            queries.record_success(
+                session, feed.id, now, next_poll, status="ok", etag=result.validators.etag,
+                last_modified=result.validators.last_modified, body_hash=result.body_hash,
+                new_entries=outcome.new_articles,
+                entries_per_day=publishing_rate(feed.entries_per_day, outcome.new_articles,
+                                                feed.last_success_at, now),
+                interval_s=int(interval.total_seconds()) if interval else None)
+            if feed.websub_active and outcome.new_articles:
+                # Polling found what push should have brought: stop trusting push here.
+                queries.mark_push_unreliable(session, feed.id)
+                log.warning("feed %s: polling found %d entries WebSub did not push; "
+                            "back to normal polling", feed.id, outcome.new_articles)
+        elif outcome.new_articles:
+            queries.record_pushed(session, feed.id, now)
+        if parsed.hub:
+            queries.record_hub(session, feed.id, parsed.hub, parsed.self_url or feed.url)
         return outcome
 
+    def _hit(self, session: Session, outcome: PollResult, ruleset: RuleSet,
+             feed: queries.FeedState, item: Prepared, hit: RuleHit, article_id: int,
+             story_id: int | None, fresh: bool, now: datetime) -> None:
+        rule = ruleset.rules.get(hit.rule_id)
+        if rule is None:
+            return
+        alert = fresh and bool(rule.notify)
+        hit_id = queries.insert_hit(
+            session, rule_id=hit.rule_id, article_id=article_id, story_id=story_id,
+            matches=[{"term": m.term, "text": m.text, "field": m.field, "start": m.start,
+                      "end": m.end} for m in hit.matches],
+            snippet=hit.snippet, score=hit.score, alerted=alert, now=now)
+        if hit_id is None:
+            return  # this rule already hit this article or another copy of the story
+        outcome.hits += 1
+        if self._metrics is not None:
+            self._metrics.hits.labels(rule.id).inc()
+        if not alert:
+            return
+        throttled = False
+        if rule.config.throttle is not None:
+            limit, period = rule.config.throttle
+            since = alert_policy.window_start(now, period)
+            throttled = queries.count_rule_alerts(session, rule.id, since) >= limit
+        channels = {c: alert_policy.initial_status(throttled=throttled,
+                                                   digest=c in ruleset.digest_channels,
+                                                   priority=rule.config.priority)
+                    for c in rule.notify}
+        alert_id = str(uuid.uuid4())
+        entry = item.entry
+        payload = hit_payload(
+            alert_id=alert_id, rule_id=rule.id, rule_name=rule.name,
+            priority=rule.config.priority, article_id=article_id, title=entry.title,
+            url=entry.url, feed_id=feed.id, feed_name=feed.name,
+            published_at=entry.published_at, author=entry.author,
+            summary=entry.summary, hit=hit, entities=item.entities, detected_at=now,
+            story_id=story_id,
+            also_in=queries.story_copies(session, story_id, article_id) if story_id else [])
+        queries.insert_alert(session, alert_id=alert_id, kind="hit", payload=payload,
+                             channels=channels, now=now, hit_id=hit_id,
+                             rule_id=rule.id, throttled=throttled)
+        outcome.alerts += 1
+        outcome.alert_ids.append(alert_id)
+
     async def _fail(self, feed: queries.FeedState, policy: FeedPolicy, error: str,
-                    retry_after: float | None) -> PollResult:
+                    retry_after: float | None, *, http_status: int | None = None) -> PollResult:
         now = self._clock()
-        delay = failure_delay(policy, feed.consecutive_failures + 1, retry_after)
-        failures = await self._db.run(queries.record_failure, feed.id, now, now + delay, error)
+        if http_status == 410:
+            # Gone: recorded as such and polled slowly, never silently disabled.
+            status, delay = "gone", policy.max_interval
+        else:
+            status = "error"
+            delay = failure_delay(policy, feed.consecutive_failures + 1, retry_after)
+        failures = await self._db.run(queries.record_failure, feed.id, now, now + delay, error,
+                                      status=status)
         log.warning("feed %s: %s (failure %d, next try in %ds)", feed.id, error, failures,
                     int(delay.total_seconds()))
-        return PollResult(feed.id, "error", error=error)
+        return PollResult(feed.id, status, error=error)

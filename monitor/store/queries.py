@@ -5,17 +5,17 @@ Storage only persists: deciding what a poll or a delivery means lives in the ser
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.ingest.parse import Entry
-from monitor.store.models import Alert, Article, Delivery, Feed, Hit
+from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Story, StoryBand
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,31 @@ class FeedState:
     last_modified: str | None
     body_hash: str | None
     consecutive_failures: int
+    last_success_at: datetime | None = None
+    entries_per_day: float | None = None
+    websub_active: bool = False        # a verified WebSub subscription that has not missed items
+
+
+def _state(r: Feed) -> FeedState:
+    return FeedState(r.id, r.url, r.name, r.etag, r.last_modified, r.body_hash,
+                     r.consecutive_failures, r.last_success_at, r.entries_per_day,
+                     r.websub_state == "active" and not r.push_unreliable)
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    entry: Entry
+    canonical_url: str | None
+    content_hash: str | None
+    story_id: int | None
+    fulltext_error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    article_id: int
+    content_hash: str | None
+    story_id: int | None
 
 
 @dataclass(frozen=True)
@@ -55,21 +80,27 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str, str | None]],
                now: datetime) -> None:
     """Make the feeds table follow the config: add new, update changed, deactivate removed.
 
-    A feed that leaves the config keeps its row (its articles and hits stay) but stops
-    being polled.
+    ``config_url`` is the URL as the config writes it; ``url`` is the one polled, which
+    follows permanent redirects. Only a change of the config's URL resets ``url`` (and the
+    validators that belonged to the old resource); rows from before ``config_url`` existed
+    get it filled in. A feed that leaves the config keeps its row (its articles and hits
+    stay) but stops being polled.
     """
     wanted = {feed_id: (url, name) for feed_id, url, name in feeds}
     existing = {f.id: f for f in session.scalars(select(Feed))}
     for feed_id, (url, name) in wanted.items():
         row = existing.get(feed_id)
         if row is None:
-            session.add(Feed(id=feed_id, url=url, name=name, active=True, status="new",
-                             consecutive_failures=0, next_poll_at=now, created_at=now))
+            session.add(Feed(id=feed_id, url=url, config_url=url, name=name, active=True,
+                             status="new", consecutive_failures=0, next_poll_at=now,
+                             created_at=now))
             continue
-        if row.url != url:
+        configured = row.config_url if row.config_url is not None else row.url
+        if configured != url:
             # A new URL is a new resource: forget validators that belonged to the old one.
             row.url, row.etag, row.last_modified, row.body_hash = url, None, None, None
             row.next_poll_at = now
+        row.config_url = url
         if not row.active:
             row.active, row.next_poll_at = True, now
         row.name = name
@@ -85,13 +116,18 @@ def due_feeds(session: Session, now: datetime, limit: int) -> list[FeedState]:
         .order_by(Feed.next_poll_at)
         .limit(limit)
     )
-    return [FeedState(r.id, r.url, r.name, r.etag, r.last_modified, r.body_hash,
-                      r.consecutive_failures) for r in rows]
+    return [_state(r) for r in rows]
+
+
+def feed_state(session: Session, feed_id: str) -> FeedState | None:
+    row = session.get(Feed, feed_id)
+    return _state(row) if row is not None and row.active else None
 
 
 def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: datetime, *,
                    status: str, etag: str | None = None, last_modified: str | None = None,
-                   body_hash: str | None = None, new_entries: int = 0) -> None:
+                   body_hash: str | None = None, new_entries: int = 0,
+                   entries_per_day: float | None = None, interval_s: int | None = None) -> None:
     values: dict[str, Any] = {
         "status": status, "last_error": None, "last_fetch_at": now, "last_success_at": now,
         "next_poll_at": next_poll_at, "consecutive_failures": 0,
@@ -100,21 +136,55 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
         values.update(etag=etag, last_modified=last_modified, body_hash=body_hash)
     if new_entries:
         values["last_new_entry_at"] = now
+    if entries_per_day is not None:
+        values["entries_per_day"] = entries_per_day
+    if interval_s is not None:
+        values["interval_s"] = interval_s
     session.execute(update(Feed).where(Feed.id == feed_id).values(**values))
 
 
+def record_pushed(session: Session, feed_id: str, now: datetime) -> None:
+    """New entries arrived by WebSub push."""
+    session.execute(update(Feed).where(Feed.id == feed_id).values(last_new_entry_at=now))
+
+
+def record_hub(session: Session, feed_id: str, hub: str | None, topic: str | None) -> None:
+    """Remember the WebSub hub a feed advertises (a change starts a new subscription)."""
+    feed = session.get(Feed, feed_id)
+    if feed is None or (feed.hub_url == hub and (feed.websub_topic or None) == (topic or None)):
+        return
+    feed.hub_url, feed.websub_topic = hub, topic
+    feed.websub_state, feed.websub_lease_until, feed.websub_secret = None, None, None
+
+
+def mark_push_unreliable(session: Session, feed_id: str) -> None:
+    session.execute(update(Feed).where(Feed.id == feed_id).values(push_unreliable=True))
+
+
 def record_failure(session: Session, feed_id: str, now: datetime, next_poll_at: datetime,
-                   error: str) -> int:
-    """Record a failed poll; returns the new count of consecutive failures."""
+                   error: str, *, status: str = "error") -> int:
+    """Record a failed poll (status ``error``, or ``gone`` for HTTP 410); returns the new
+    count of consecutive failures. The feed stays active: it is polled again at
+    ``next_poll_at``."""
     feed = session.get(Feed, feed_id)
     if feed is None:
         return 0
-    feed.status = "error"
+    feed.status = status
     feed.last_error = error[:2000]
     feed.last_fetch_at = now
     feed.next_poll_at = next_poll_at
     feed.consecutive_failures += 1
     return feed.consecutive_failures
+
+
+def record_moved(session: Session, feed_id: str, url: str) -> None:
+    """A permanent redirect: poll ``url`` from now on; ``config_url`` keeps the config's."""
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        return
+    if feed.config_url is None:
+        feed.config_url = feed.url
+    feed.url = url
 
 
 def list_feeds(session: Session) -> list[Feed]:
@@ -123,40 +193,189 @@ def list_feeds(session: Session) -> list[Feed]:
 
 # --------------------------------------------------------------------------- articles and hits
 
-def stored_entry_keys(session: Session, feed_id: str, keys: Sequence[str]) -> set[str]:
-    found: set[str] = set()
+def stored_entries(session: Session, feed_id: str, keys: Sequence[str]) -> dict[str, StoredEntry]:
+    """The entries of ``keys`` that the feed already has."""
+    found: dict[str, StoredEntry] = {}
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        found.update(session.scalars(
-            select(Article.entry_key).where(Article.feed_id == feed_id,
-                                            Article.entry_key.in_(chunk))))
+        rows = session.execute(
+            select(Article.entry_key, Article.id, Article.content_hash, Article.story_id)
+            .where(Article.feed_id == feed_id, Article.entry_key.in_(chunk)))
+        for key, article_id, content_hash, story_id in rows:
+            found[key] = StoredEntry(article_id, content_hash, story_id)
     return found
 
 
-def insert_article(session: Session, feed_id: str, entry: Entry, now: datetime) -> int | None:
+def stored_entry_keys(session: Session, feed_id: str, keys: Sequence[str]) -> set[str]:
+    return set(stored_entries(session, feed_id, keys))
+
+
+def insert_article(session: Session, feed_id: str, entry: Entry, now: datetime, *,
+                   canonical_url: str | None = None, content_hash: str | None = None,
+                   story_id: int | None = None, fulltext_error: str | None = None) -> int | None:
     """Store an entry once; returns the article id, or None if the feed already had it."""
     statement = (
         _insert(session, Article)
         .values(feed_id=feed_id, entry_key=entry.key, url=entry.url, title=entry.title,
                 summary=entry.summary, body=entry.body, author=entry.author, lang=entry.lang,
-                published_at=entry.published_at, fetched_at=now)
+                published_at=entry.published_at, fetched_at=now, canonical_url=canonical_url,
+                content_hash=content_hash, story_id=story_id, fulltext_error=fulltext_error)
         .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
         .returning(Article.id)
     )
     return session.execute(statement).scalar_one_or_none()
 
 
+def insert_articles(session: Session, feed_id: str, rows: Sequence[NewArticle], now: datetime
+                    ) -> dict[str, int]:
+    """Store many entries of one feed at once; returns entry key → new article id for those
+    the feed did not have yet (the others are left alone)."""
+    if not rows:
+        return {}
+    values = [{
+        "feed_id": feed_id, "entry_key": r.entry.key, "url": r.entry.url, "title": r.entry.title,
+        "summary": r.entry.summary, "body": r.entry.body, "author": r.entry.author,
+        "lang": r.entry.lang, "published_at": r.entry.published_at, "fetched_at": now,
+        "canonical_url": r.canonical_url, "content_hash": r.content_hash, "story_id": r.story_id,
+        "fulltext_error": r.fulltext_error} for r in rows]
+    table = Article.__table__
+    statement = (_insert(session, table)
+                 .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
+                 .returning(table.c.entry_key, table.c.id))
+    return {key: article_id for key, article_id in session.execute(statement, values)}
+
+
+def update_article(session: Session, article_id: int, entry: Entry, content_hash: str,
+                   now: datetime) -> None:
+    """An entry the feed changed (same id, new title or text): keep one article, updated."""
+    session.execute(update(Article).where(Article.id == article_id).values(
+        url=entry.url, title=entry.title, summary=entry.summary, body=entry.body,
+        author=entry.author, lang=entry.lang, content_hash=content_hash, updated_at=now))
+
+
 def insert_hit(session: Session, *, rule_id: str, article_id: int, matches: list[dict[str, Any]],
-               snippet: str, score: float, alerted: bool, now: datetime) -> int | None:
-    """Store a hit once per (rule, article); returns its id, or None if it existed."""
+               snippet: str, score: float, alerted: bool, now: datetime,
+               story_id: int | None = None) -> int | None:
+    """Store a hit once per (rule, article) and per (rule, story); returns its id, or None
+    when the rule already hit this article or another copy of its story."""
     statement = (
         _insert(session, Hit)
-        .values(rule_id=rule_id, article_id=article_id, matches=matches, snippet=snippet,
-                score=score, alerted=alerted, created_at=now)
-        .on_conflict_do_nothing(index_elements=["rule_id", "article_id"])
+        .values(rule_id=rule_id, article_id=article_id, story_id=story_id, matches=matches,
+                snippet=snippet, score=score, alerted=alerted, created_at=now)
+        .on_conflict_do_nothing()
         .returning(Hit.id)
     )
     return session.execute(statement).scalar_one_or_none()
+
+
+# --------------------------------------------------------------------------- stories
+
+STORY_WINDOW = timedelta(days=3)   # copies of a story arrive within days, not weeks
+
+
+@dataclass(frozen=True)
+class StoryKey:
+    """What identifies an article's story: its canonical URL and its MinHash signature."""
+
+    title: str
+    canonical_url: str | None
+    signature: Sequence[int]
+    bands: Sequence[tuple[int, str]]
+
+
+MAX_CANDIDATES = 20   # near-duplicate candidates checked per article (the most band-sharing)
+
+
+def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], threshold: float,
+                   now: datetime, similarity: Callable[[Sequence[int], Sequence[int]], float]
+                   ) -> list[int]:
+    """The story of each new article of one feed, in a handful of queries for the batch.
+
+    An article joins the story of any article with the same canonical URL, else the most
+    similar recent story (sharing an LSH bucket, similarity >= threshold) that has no
+    article from this same feed; else it starts a new story. Articles of one batch never
+    join each other: a feed does not syndicate itself.
+    """
+    by_url: dict[str, int] = {}
+    urls = sorted({k.canonical_url for k in keys if k.canonical_url})
+    for chunk in _chunks(urls):
+        for url, story_id in session.execute(
+                select(Article.canonical_url, Article.story_id)
+                .where(Article.canonical_url.in_(chunk), Article.story_id.is_not(None))):
+            by_url.setdefault(url, story_id)
+
+    buckets: dict[tuple[int, str], list[int]] = {}
+    wanted = sorted({b for k in keys if k.canonical_url not in by_url for b in k.bands})
+    own = select(Article.story_id).where(Article.feed_id == feed_id,
+                                         Article.story_id.is_not(None))
+    for chunk in _chunks(wanted):
+        for band, bucket, story_id in session.execute(
+                select(StoryBand.band, StoryBand.bucket, StoryBand.story_id)
+                .where(tuple_(StoryBand.band, StoryBand.bucket).in_(chunk),
+                       StoryBand.created_at >= now - STORY_WINDOW,
+                       StoryBand.story_id.not_in(own))):
+            buckets.setdefault((band, bucket), []).append(story_id)
+
+    candidates: list[list[int]] = []
+    for key in keys:
+        shared: dict[int, int] = {}
+        if key.canonical_url not in by_url:
+            for band in key.bands:
+                for story_id in buckets.get(band, ()):
+                    shared[story_id] = shared.get(story_id, 0) + 1
+        candidates.append(sorted(shared, key=lambda s: -shared[s])[:MAX_CANDIDATES])
+    signatures: dict[int, Sequence[int]] = {}
+    for chunk in _chunks(sorted({s for c in candidates for s in c})):
+        for story_id, signature in session.execute(
+                select(Story.id, Story.signature).where(Story.id.in_(chunk))):
+            if signature:
+                signatures[story_id] = signature
+
+    result: list[int | None] = []
+    for key, options in zip(keys, candidates, strict=True):
+        if key.canonical_url in by_url:
+            result.append(by_url[key.canonical_url])
+            continue
+        best, best_score = None, threshold
+        for story_id in options:
+            if story_id in signatures:
+                score = similarity(key.signature, signatures[story_id])
+                if score >= best_score:
+                    best, best_score = story_id, score
+        result.append(best)
+
+    fresh = [i for i, story in enumerate(result) if story is None]
+    if fresh:
+        stories = Story.__table__
+        ids = session.execute(
+            insert(stories).returning(stories.c.id, sort_by_parameter_order=True),
+            [{"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
+              "created_at": now} for i in fresh]).scalars().all()
+        band_rows = []
+        for i, story_id in zip(fresh, ids, strict=True):
+            result[i] = story_id
+            band_rows += [{"band": band, "bucket": bucket, "story_id": story_id, "created_at": now}
+                          for band, bucket in dict.fromkeys(keys[i].bands)]
+        if band_rows:
+            session.execute(insert(StoryBand.__table__), band_rows)
+    return [int(s) for s in result if s is not None]
+
+
+def _chunks(items: Sequence[Any], size: int = 400) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def story_copies(session: Session, story_id: int, article_id: int, limit: int = 20
+                 ) -> list[dict[str, Any]]:
+    """The story's other articles, for ``story.also_in``."""
+    rows = session.execute(
+        select(Article.url, Article.title, Feed.id, Feed.name)
+        .join(Feed, Feed.id == Article.feed_id)
+        .where(Article.story_id == story_id, Article.id != article_id)
+        .order_by(Article.id).limit(limit))
+    return [{"source": name or fid, "feed": fid, "url": url, "title": title}
+            for url, title, fid, name in rows]
 
 
 def recent_hits(session: Session, *, since: datetime, rule_id: str | None = None,
@@ -271,3 +490,21 @@ def archive_articles(session: Session, since: datetime, limit: int = 100_000
         select(Article, Feed.name).join(Feed, Feed.id == Article.feed_id)
         .where(Article.fetched_at >= since).order_by(Article.id).limit(limit))
     return [(article, name) for article, name in rows]
+
+
+def ping(session: Session) -> None:
+    session.execute(select(1))
+
+
+def outbox_gauges(session: Session, now: datetime) -> tuple[int, float, dict[str, int]]:
+    """Outbox depth, the age in seconds of the oldest pending delivery, feeds by status."""
+    depth, oldest = session.execute(
+        select(func.count(), func.min(Delivery.created_at))
+        .where(Delivery.status == "pending")).one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    by_status = dict(session.execute(
+        select(Feed.status, func.count()).where(Feed.active.is_(True)).group_by(Feed.status)
+    ).tuples().all())
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return int(depth), max(0.0, age), {str(k): int(v) for k, v in by_status.items()}

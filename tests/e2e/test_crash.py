@@ -16,7 +16,7 @@ def config_for(write_config: WriteConfig, tmp_path: Path, feed_url: str, hook_ur
     return write_config({
         "database": f"sqlite:///{tmp_path / 'c.db'}",
         "poll": {"interval": "1s", "allow_private_networks": True},
-        "feeds": [{"id": "f", "url": feed_url}],
+        "feeds": [{"id": "f", "url": feed_url, "interval": "1s"}],
         "channels": {"hook": {"type": "webhook", "url": hook_url, "timeout": "30s"}},
         "defaults": {"notify": ["hook"]},
     }, {"rules": [{"id": "karabakh", "query": "karabakh"}]})

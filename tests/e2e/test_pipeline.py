@@ -61,7 +61,8 @@ def test_signed_webhook_once_per_article_across_polls_and_restarts(
         config = write_config({
             "database": db_url,
             "poll": {"interval": "1s", "allow_private_networks": True, "timeout": "5s"},
-            "feeds": [{"id": "test-feed", "name": "Test Feed", "url": server.url("/feed.xml")}],
+            "feeds": [{"id": "test-feed", "name": "Test Feed", "url": server.url("/feed.xml"),
+                       "interval": "1s"}],
             "channels": {"hook": {"type": "webhook", "url": receiver.url, "secret": SECRET}},
             "defaults": {"notify": ["hook"]},
         }, RULES)
@@ -123,7 +124,7 @@ def test_webhook_retried_until_receiver_recovers(
         config = write_config({
             "database": db_url,
             "poll": {"interval": "1s", "allow_private_networks": True},
-            "feeds": [{"id": "f", "url": server.url("/feed.xml")}],
+            "feeds": [{"id": "f", "url": server.url("/feed.xml"), "interval": "1s"}],
             "channels": {"hook": {"type": "webhook", "url": receiver.url, "secret": SECRET}},
             "defaults": {"notify": ["hook"]},
         }, RULES)

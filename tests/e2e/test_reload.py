@@ -34,7 +34,7 @@ def test_rules_reload_on_change_and_sighup_keeping_last_good(
         config = write_config({
             "database": f"sqlite:///{tmp_path / 'r.db'}",
             "poll": {"interval": "1s", "allow_private_networks": True},
-            "feeds": [{"id": "f", "url": server.url("/f.xml")}],
+            "feeds": [{"id": "f", "url": server.url("/f.xml"), "interval": "1s"}],
             "channels": {"hook": {"type": "webhook", "url": receiver.url}},
             "defaults": {"notify": ["hook"]},
         }, rules())
