@@ -89,6 +89,7 @@ class Daemon:
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_again = False
         self._stop = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     def _policy(self, feed_id: str) -> FeedPolicy:
         poll = self.settings.poll
@@ -206,6 +207,10 @@ class Daemon:
             raise
         if result.alerts:
             self.kick_dispatch()
+        if result.hub_changed and self.websub is not None:
+            task = asyncio.create_task(self.websub_tick(), name=f"websub:{feed.id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return result
 
     async def poll_all_once(self) -> list[PollResult]:

@@ -73,6 +73,7 @@ class PollResult:
     alerts: int = 0
     error: str | None = None
     updated: int = 0
+    hub_changed: bool = False         # the feed advertises a new WebSub hub
     alert_ids: list[str] = field(default_factory=list)
 
 
@@ -379,7 +380,8 @@ class Poller:
         elif outcome.new_articles:
             queries.record_pushed(session, feed.id, now)
         if parsed.hub:
-            queries.record_hub(session, feed.id, parsed.hub, parsed.self_url or feed.url)
+            outcome.hub_changed = queries.record_hub(session, feed.id, parsed.hub,
+                                                     parsed.self_url or feed.url)
         return outcome
 
     def _hit(self, session: Session, outcome: PollResult, ruleset: RuleSet,

@@ -148,13 +148,15 @@ def record_pushed(session: Session, feed_id: str, now: datetime) -> None:
     session.execute(update(Feed).where(Feed.id == feed_id).values(last_new_entry_at=now))
 
 
-def record_hub(session: Session, feed_id: str, hub: str | None, topic: str | None) -> None:
-    """Remember the WebSub hub a feed advertises (a change starts a new subscription)."""
+def record_hub(session: Session, feed_id: str, hub: str | None, topic: str | None) -> bool:
+    """Remember the WebSub hub a feed advertises; True when that is news (a new or changed
+    hub starts a new subscription)."""
     feed = session.get(Feed, feed_id)
     if feed is None or (feed.hub_url == hub and (feed.websub_topic or None) == (topic or None)):
-        return
+        return False
     feed.hub_url, feed.websub_topic = hub, topic
     feed.websub_state, feed.websub_lease_until, feed.websub_secret = None, None, None
+    return True
 
 
 def mark_push_unreliable(session: Session, feed_id: str) -> None:
@@ -503,8 +505,7 @@ def outbox_gauges(session: Session, now: datetime) -> tuple[int, float, dict[str
         .where(Delivery.status == "pending")).one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=now.tzinfo)
-    by_status = dict(session.execute(
-        select(Feed.status, func.count()).where(Feed.active.is_(True)).group_by(Feed.status)
-    ).tuples().all())
+    by_status = {status: count for status, count in session.execute(
+        select(Feed.status, func.count()).where(Feed.active.is_(True)).group_by(Feed.status))}
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     return int(depth), max(0.0, age), {str(k): int(v) for k, v in by_status.items()}
