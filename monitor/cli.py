@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                         help="log verbosity on stderr (default INFO)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="log lines for people (text, default) or collectors (json)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run the daemon")
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor import logs
 
     args = build_parser().parse_args(argv)
-    logs.setup(args.log_level)
+    logs.setup(args.log_level, args.log_format)
     handler = {
         "run": cmd_run, "check": cmd_check, "db": cmd_db, "feeds": cmd_feeds, "hits": cmd_hits,
         "alerts": cmd_alerts, "demo": cmd_demo, "test": cmd_test,
@@ -127,10 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- helpers
 
 def _settings(args: argparse.Namespace) -> Any:
+    from monitor import logs
     from monitor.config import ConfigError, load_settings
 
     try:
-        return load_settings(args.config)
+        settings = load_settings(args.config)
+        logs.set_secrets(settings.secrets())
+        return settings
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -163,9 +168,16 @@ def _when(value: datetime | None) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.service.daemon import Daemon
+    from monitor.service.lock import AlreadyRunning, InstanceLock
 
-    daemon = Daemon(_settings(args))
-    return asyncio.run(daemon.run_once() if args.once else daemon.run())
+    settings = _settings(args)
+    try:
+        with InstanceLock(settings.database_url):
+            daemon = Daemon(settings)
+            return asyncio.run(daemon.run_once() if args.once else daemon.run())
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
 
 
 def cmd_check(args: argparse.Namespace) -> int:

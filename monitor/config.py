@@ -372,6 +372,25 @@ class Settings:
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
+    def secrets(self) -> list[str]:
+        """Every configured value that must never appear in a log line or an error."""
+        from urllib.parse import urlsplit
+
+        out: list[str] = []
+        for channel in self.channels.values():
+            for key in ("url", "webhook_url", "secret", "smtp_url"):
+                value = getattr(channel, key, None)
+                if not value:
+                    continue
+                out.append(str(value))
+                if key != "secret":
+                    parts = urlsplit(str(value))
+                    out += [p for p in (parts.password, parts.path, parts.query) if p and len(p) > 8]
+        password = _url_password(self.database_url)
+        if password:
+            out.append(password)
+        return out
+
     def matcher(self) -> Matcher:
         return Matcher([r.spec() for r in self.rules], self.entities)
 
@@ -404,6 +423,16 @@ def watched_files(settings: Settings) -> list[Path]:
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         files += [Path(p) for p in sorted(glob.glob(full))] if glob.has_magic(full) else [Path(full)]
     return files
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def default_config_path() -> Path:

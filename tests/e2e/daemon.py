@@ -13,9 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, log_dir: Path, *args: str) -> None:
+    def __init__(self, config: Path, log_dir: Path, *args: str, global_args: bool = False) -> None:
         self.config = config
         self.args = args
+        self.global_args = global_args   # args go before the command (--log-level, --log-format)
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
@@ -26,8 +27,10 @@ class DaemonProcess:
         self.stderr = self.log_dir / f"daemon-{self.runs}.err"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("PRESSMON_DATABASE_URL", None)
+        before, after = (self.args, ()) if self.global_args else ((), self.args)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(self.config), *self.args],
+            [sys.executable, "-m", "monitor", *before, "run", "--config", str(self.config),
+             *after],
             cwd=ROOT, env=env, stdout=self.stdout.open("wb"), stderr=self.stderr.open("wb"))
         return self
 
