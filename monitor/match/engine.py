@@ -26,7 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from itertools import accumulate
+from itertools import compress
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -395,7 +395,9 @@ class _Compiler:
 class _FieldIndex:
     """One field's folded tokens; positions and character offsets on demand."""
 
-    __slots__ = ("_bounds", "_keep", "_parts", "_positions", "_sorted_words", "text", "vocab", "words")
+    __slots__ = (
+        "_keep", "_marks", "_parts", "_positions", "_sorted_words", "_starts", "text", "vocab", "words",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -414,19 +416,49 @@ class _FieldIndex:
         self.words = words
         self.vocab = set(words)
         self._positions: dict[str, list[int]] = {}
-        self._bounds: list[int] | None = None
+        # Character offset where raw token j starts, for the j asked about so
+        # far (`_marks` holds those j sorted): a body has a thousand tokens,
+        # its hits need a handful of offsets.
+        self._starts: dict[int, int] = {}
+        self._marks: list[int] = []
         self._sorted_words: list[str] | None = None
+
+    def _start(self, raw: int) -> int:
+        """Character offset where raw token `raw` starts."""
+        start = self._starts.get(raw)
+        if start is None:
+            # Count from the nearest offset known before or after it (the end
+            # of the text is known): joining the parts in between and taking
+            # the length runs in C.
+            parts = self._parts
+            marks = self._marks
+            k = bisect_left(marks, raw)
+            lower = marks[k - 1] if k else -1
+            upper = marks[k] if k < len(marks) else len(parts) // 2
+            if raw - lower <= upper - raw:
+                base = 0 if lower < 0 else self._starts[lower] + len(parts[2 * lower + 1])
+                start = base + len("".join(parts[2 * lower + 2 : 2 * raw + 1]))
+            else:
+                top = self._starts[upper] if k < len(marks) else len(self.text)
+                start = top - len("".join(parts[2 * raw + 1 : 2 * upper + 1]))
+            marks.insert(k, raw)
+            self._starts[raw] = start
+        return start
 
     def chars(self, first: int, last: int) -> tuple[int, int]:
         """Character offsets `(start, end)` of tokens `first..last`."""
-        bounds = self._bounds
-        if bounds is None:
-            # bounds[2i] is where raw token i starts, bounds[2i + 1] where it ends.
-            bounds = self._bounds = list(accumulate(map(len, self._parts)))
         keep = self._keep
         if keep is not None:
             first, last = keep[first], keep[last]
-        return bounds[2 * first], bounds[2 * last + 1]
+        start = self._starts.get(first)
+        if start is None:
+            start = self._start(first)
+        if last == first:
+            return start, start + len(self._parts[2 * first + 1])
+        end = self._starts.get(last)
+        if end is None:
+            end = self._start(last)
+        return start, end + len(self._parts[2 * last + 1])
 
     def positions(self, word: str) -> list[int]:
         """Token positions of `word`, in text order."""
@@ -542,15 +574,42 @@ class DocIndex:
         found = self._found.get(key)
         if found is None:
             found = []
-            vocabulary = self._vocabulary if self._vocabulary is not None else self.vocabulary
-            if not leaf.absent(vocabulary):
+            kind = leaf.kind
+            # The words a prefix stands for in this document, when known.
+            words: list[str] | None = None
+            if kind == _PREFIX:
+                known = self.prefix_words
+                if known is not None:
+                    words = known.get(leaf.key)
+                    absent = not words
+                else:
+                    absent = False
+            else:
+                vocabulary = self._vocabulary if self._vocabulary is not None else self.vocabulary
+                absent = leaf.absent(vocabulary)
+            if not absent:
                 fields = self._fields
                 for f in TEXT_FIELDS if scope is None else scope:
-                    if leaf.kind == _TERM:
+                    index = fields.get(f) or self.field(f)
+                    if kind == _TERM:
                         # The commonest leaf, without the per-field cache.
-                        index = fields.get(f) or self.field(f)
                         if leaf.word in index.vocab:
                             found.extend([(f, p, p, leaf) for p in index.positions(leaf.word)])
+                        continue
+                    if words is not None:
+                        # A prefix whose words are known: straight to their positions.
+                        vocab = index.vocab
+                        present = [w for w in words if w in vocab]
+                        if not present:
+                            continue
+                        if len(present) == 1:
+                            positions = index.positions(present[0])
+                        else:
+                            positions = sorted([p for w in present for p in index.positions(w)])
+                        found.extend([(f, p, p, leaf) for p in positions])
+                        continue
+                    # Skip fields the leaf cannot occur in before asking the cache.
+                    if kind != _PREFIX and leaf.absent(index.vocab):
                         continue
                     spans = self.occurrences(leaf, f)
                     if spans:
@@ -743,6 +802,8 @@ def _score(matches: Sequence[Evidence]) -> float:
 
 
 _SPACES = re.compile(r"\s+")
+# Up to the last whitespace of a range (for `match(text, pos, endpos)`).
+_LAST_SPACE = re.compile(r".*\s", re.DOTALL)
 
 
 def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
@@ -812,6 +873,104 @@ def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
     return out
 
 
+def _collapse(text: str) -> str:
+    """`" ".join(text.split())`: each run of whitespace becomes one space, none at the ends.
+
+    Splitting a window into words and joining them again is most of the cost
+    of a snippet; usually the window's only whitespace is single spaces and
+    paragraph breaks. Replacing a run of whitespace by a shorter one changes
+    nothing the split would see, and a printable string has no whitespace but
+    the space (`str.isprintable` rejects every other `str.isspace` character).
+    """
+    if "\n\n" in text:
+        text = text.replace("\n\n", " ")
+    if "  " not in text and text.isprintable():
+        return text.strip()
+    return " ".join(text.split())
+
+
+def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
+    """`_snippet(texts, matches)`, with fewer steps for the usual single match."""
+    if len(matches) == 1:
+        m = matches[0]
+        field = m.field
+        text = texts[field]
+        spans = ((m.start, m.end),)
+    else:
+        field = None
+        in_title = False
+        for m in matches:
+            f = m.field
+            if f == "summary" or f == "body":
+                field = f
+                break
+            if f == "title":
+                in_title = True
+        if field is None:
+            if in_title:
+                field = "title"
+            elif matches:
+                field = matches[0].field
+            else:
+                field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
+        text = texts[field]
+        pairs = sorted([(m.start, m.end) for m in matches if m.field == field])
+        merged: list[list[int]] = []
+        for s, e in pairs:
+            if merged and s < merged[-1][1]:
+                if e > merged[-1][1]:
+                    merged[-1][1] = e
+            else:
+                merged.append([s, e])
+        spans = merged
+    size = len(text)
+    if size <= SNIPPET_WIDTH:
+        start, end = 0, size
+    else:
+        if spans:
+            first_start, first_end = spans[0]
+        else:
+            first_start = first_end = 0
+        start = first_start - _SNIPPET_LEAD
+        if start < 0:
+            start = 0
+        end = start + SNIPPET_WIDTH
+        if first_end > end:
+            end = first_end
+        if end >= size:
+            end = size
+            start = max(0, min(start, end - SNIPPET_WIDTH))
+        if start > 0 and not text[start - 1].isspace():
+            space = _SPACES.search(text, start, first_start if spans else size)
+            if space:
+                start = space.end()
+        if end < size and not text[end].isspace():
+            # The last whitespace in text[first_end:end]: cut after it.
+            last = _LAST_SPACE.match(text, first_end, end)
+            if last is not None and last.end() > start:
+                end = last.end()
+    if len(spans) == 1:
+        s, e = spans[0]
+        # A match outside the window is not marked (as in `_snippet`).
+        out = text[start:end] if s < start or e > end else f"{text[start:s]}«{text[s:e]}»{text[e:end]}"
+    else:
+        parts: list[str] = []
+        pos = start
+        for s, e in spans:
+            if s < start or e > end:
+                continue
+            parts += (text[pos:s], "«", text[s:e], "»")
+            pos = e
+        parts.append(text[pos:end])
+        out = "".join(parts)
+    out = _collapse(out)
+    if start > 0:
+        out = "…" + out
+    if end < size:
+        out += "…"
+    return out
+
+
 def _feed_matches(patterns: tuple[str, ...], feed_id: str | None) -> bool:
     return feed_id is not None and any(fnmatchcase(feed_id, pattern) for pattern in patterns)
 
@@ -840,8 +999,82 @@ class _Rule:
 
 
 def _make_hit(index: DocIndex, rule_id: str, found: Iterable[_Found]) -> RuleHit:
+    """One hit, built the plain way (`match_naive`); `_make_hits` is the fast twin."""
     matches = _evidence(index, found)
     return RuleHit(rule_id, matches, _snippet(index.texts, matches), _score(matches))
+
+
+_by_row = itemgetter(0)
+_by_position = itemgetter(0, 1)
+_new = object.__new__
+
+
+def _fast_evidence(term: str, text: str, field: str, start: int, end: int) -> Evidence:
+    """`Evidence(term, text, field, start, end)`, built the way unpickling builds it.
+
+    A frozen dataclass's `__init__` sets each field through
+    `object.__setattr__`; filling the instance dict directly makes the very
+    same object (equal, same hash and repr) in a third of the time. The tests
+    pin the field lists, so a new field or a `__post_init__` cannot be missed.
+    """
+    evidence = _new(Evidence)
+    d = evidence.__dict__
+    d["term"] = term
+    d["text"] = text
+    d["field"] = field
+    d["start"] = start
+    d["end"] = end
+    return evidence
+
+
+def _fast_hit(rule_id: str, matches: tuple[Evidence, ...], snippet: str, score: float) -> RuleHit:
+    """`RuleHit(rule_id, matches, snippet, score)`; see `_fast_evidence`."""
+    hit = _new(RuleHit)
+    d = hit.__dict__
+    d["rule_id"] = rule_id
+    d["matches"] = matches
+    d["snippet"] = snippet
+    d["score"] = score
+    return hit
+
+
+def _make_hits(index: DocIndex, pending: Sequence[tuple[str, list[_Found]]]) -> list[RuleHit]:
+    """The hits of one document, equal to `_make_hit` on each of `pending`.
+
+    Each distinct occurrence becomes one `Evidence`, shared by every hit that
+    has it (they are frozen, so sharing is invisible). Occurrences are taken
+    in field and token order, so the character offsets of each field are
+    found in one sweep (see `_FieldIndex.chars`).
+    """
+    occurrences: set[_Found] = set()
+    for _, found in pending:
+        occurrences.update(found)
+    texts = index.texts
+    fields = index._fields
+    # occurrence -> (sort key as in `_evidence`, evidence, score weight)
+    made: dict[_Found, tuple[tuple[int, int, int, str, str], Evidence, float]] = {}
+    for occurrence in sorted(occurrences, key=_by_position) if len(occurrences) > 1 else occurrences:
+        field, first, last, leaf = occurrence
+        start, end = (fields.get(field) or index.field(field)).chars(first, last)
+        label = leaf.label
+        made[occurrence] = (
+            (_FIELD_ORDER[field], start, end, label, field),
+            _fast_evidence(label, texts[field][start:end], field, start, end),
+            TITLE_WEIGHT if field == "title" else 1.0,
+        )
+    hits: list[RuleHit] = []
+    for rule_id, found in pending:
+        if len(found) == 1:
+            _, evidence, weight = made[found[0]]
+            matches: tuple[Evidence, ...] = (evidence,)
+            score: float = weight
+        else:
+            rows = sorted(map(made.__getitem__, set(found)), key=_by_row)
+            matches = tuple([row[1] for row in rows])
+            # Summed in the order `_score` sums them (an empty sum is int 0 there too).
+            score = sum([row[2] for row in rows])
+        hits.append(_fast_hit(rule_id, matches, _fast_snippet(texts, matches), score))
+    return hits
 
 
 def _top_clauses(node: Node, tree: _Tree) -> list[tuple[Node, _Tree]]:
@@ -886,7 +1119,7 @@ class _WordMemory:
     concurrent `match` calls from several threads stay consistent.
     """
 
-    __slots__ = ("inert", "known", "prefixed", "prefixes", "rules")
+    __slots__ = ("inert", "known", "paired", "pairs", "prefixed", "prefixes", "rules")
 
     def __init__(self) -> None:
         self.inert: set[str] = set()
@@ -894,6 +1127,9 @@ class _WordMemory:
         self.rules: dict[str, tuple[int, ...]] = {}
         self.prefixes: dict[str, tuple[str, ...]] = {}
         self.prefixed: set[str] = set()  # the keys of `prefixes`
+        # word -> (other keys, rules): each rule if its other key occurs too.
+        self.pairs: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+        self.paired: set[str] = set()  # the keys of `pairs`
 
 
 class Matcher:
@@ -947,6 +1183,11 @@ class Matcher:
 
     def _build_index(self) -> None:
         trigger: dict[str, list[int]] = {}
+        # Conjunctions of several keys wait for their rarest key and, before
+        # the rule becomes a candidate, check the next rarest: key -> [(other
+        # key, rule)]. A phrase whose rarest-looking word is common then costs
+        # a set lookup, not a candidate.
+        paired: dict[str, list[tuple[str, int]]] = {}
         always: list[int] = []
         # Per rule position: the requirements still to check once the trigger
         # fired (None for rules that are never candidates).
@@ -970,12 +1211,23 @@ class Matcher:
                 rest.append(())
                 continue
             best = reqs[0]  # the most selective
-            for key in sorted({_rarest(conj) for conj in best}):
+            single: set[str] = set()
+            pairs: set[tuple[str, str]] = set()
+            for conj in best:
+                ranked = sorted(conj, key=lambda k: (_key_cost(k), k))
+                if len(ranked) == 1:
+                    single.add(ranked[0])
+                else:
+                    pairs.add((ranked[0], ranked[1]))
+            for key in sorted(single):
                 trigger.setdefault(key, []).append(i)
-            # A trigger of one-key conjunctions proves its requirement.
-            proven = all(len(conj) == 1 for conj in best)
+            for key, other in sorted(pairs):
+                paired.setdefault(key, []).append((other, i))
+            # A trigger of one- and two-key conjunctions proves its requirement.
+            proven = all(len(conj) <= 2 for conj in best)
             rest.append(_checks(reqs[1:] if proven else reqs))
         self._trigger = {key: tuple(ids) for key, ids in trigger.items()}
+        self._paired = {key: tuple(pairs) for key, pairs in paired.items()}
         self._always = tuple(always)
         self._rest = rest
         self._prefix_of = {p: p + "*" for p in prefixes}
@@ -1003,13 +1255,20 @@ class Matcher:
         rules: list[int] = list(trigger.get(word, ()))
         for key in keys:
             rules.extend(trigger.get(key, ()))
-        if not rules and not keys:
+        paired = self._paired
+        pairs: list[tuple[str, int]] = list(paired.get(word, ()))
+        for key in keys:
+            pairs.extend(paired.get(key, ()))
+        if not rules and not keys and not pairs:
             memory.inert.add(word)
             return
         # Tables first, `known` last: a concurrent reader that sees the word
         # as known also sees what it triggers.
         if rules:
             memory.rules[word] = tuple(rules)
+        if pairs:
+            memory.pairs[word] = (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            memory.paired.add(word)
         if keys:
             memory.prefixes[word] = tuple(keys)
             memory.prefixed.add(word)
@@ -1033,8 +1292,6 @@ class Matcher:
             for word in unknown:
                 self._learn(memory, word)
             rest -= memory.inert
-        # All in C: the union of the rule tuples of every interesting word.
-        candidates = set(self._always).union(*filter(None, map(memory.rules.get, rest)))
         prefix_words: dict[str, list[str]] = {}
         if memory.prefixed:
             word_prefixes = memory.prefixes
@@ -1045,6 +1302,18 @@ class Matcher:
                         prefix_words[key] = [word]
                     else:
                         words.append(word)
+        # All in C: the union of the rule tuples of every interesting word.
+        candidates = set(self._always).union(*filter(None, map(memory.rules.get, rest)))
+        if memory.paired:
+            # Keys present: the words, and the prefixes some word has. The
+            # caller's vocabulary takes the prefix keys too (no folded word
+            # contains "*", so no lookup of a word changes).
+            if prefix_words:
+                vocabulary.update(prefix_words)
+            present = vocabulary.__contains__
+            for word in rest & memory.paired:
+                others, rules = memory.pairs[word]
+                candidates.update(compress(rules, map(present, others)))
         return sorted(candidates), prefix_words
 
     # -- matching ------------------------------------------------------------
@@ -1064,12 +1333,17 @@ class Matcher:
             return []
         index.prefix_words = prefix_words
         # Requirement keys present: the words, and the prefixes some word has.
-        keys = vocabulary.union(prefix_words) if prefix_words else vocabulary
+        # The prefix keys ("grain*") go into the vocabulary itself rather than
+        # a copy: no folded word contains "*", so no lookup of a word changes,
+        # and this index never leaves this call.
+        if prefix_words:
+            vocabulary.update(prefix_words)
+        keys = vocabulary
         evaluator = _Evaluator(index)
         rules = self._rules
         rest = self._rest
         feed_id, lang = doc.feed_id, doc.lang
-        hits: list[RuleHit] = []
+        pending: list[tuple[str, list[_Found]]] = []
         for i in candidates:
             checks = rest[i]
             if checks and not _holds(checks, keys):
@@ -1086,8 +1360,8 @@ class Matcher:
             exclude = rule.exclude_tree
             if exclude is not None and _holds(rule.exclude_checks, keys) and evaluator.holds(exclude, None):
                 continue
-            hits.append(_make_hit(index, spec.id, found))
-        return hits
+            pending.append((spec.id, found))
+        return _make_hits(index, pending) if pending else []
 
     def match_naive(self, doc: Document, *, verify: Verify | None = None) -> list[RuleHit]:
         """Reference for `match`: every rule evaluated in full, no index, no pre-checks."""

@@ -1,0 +1,169 @@
+"""The fast hit-building paths of `Matcher.match` against the plain ones `match_naive` uses.
+
+`match` builds evidence, snippets and scores with per-document shortcuts
+(offsets found in one sweep, shared evidence, a cheaper whitespace collapse,
+instances filled without `__init__`); these tests pin each shortcut to the
+reference it replaces, and check that nothing leaks from one document into
+the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import random
+import sys
+from itertools import accumulate
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.match import Document, EntitySpec, Evidence, Matcher, RuleHit, RuleSpec, engine
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "match.py"
+
+
+def load_bench() -> ModuleType:
+    name = "_pressmon_bench_match"  # shared with test_match_onepass
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_world(seed: int, rules: int = 300, articles: int = 30) -> tuple[Matcher, list[Document], object]:
+    bench = load_bench()
+    rng = random.Random(seed)
+    vocab = bench.make_vocabulary(rng, size=0.05)
+    specs = [r.spec for r in bench.make_rules(vocab, rules, rng)]
+    docs = bench.make_articles(vocab, articles, rng)
+    return Matcher(specs, vocab.entities), docs, (specs, vocab.entities)
+
+
+def test_documents_matched_back_to_back_give_what_each_gives_alone() -> None:
+    matcher, docs, (specs, entities) = _bench_world(5)
+    alone = [Matcher(specs, entities).match(doc) for doc in docs]  # type: ignore[arg-type]
+    assert sum(map(len, alone)) > 0
+    assert [matcher.match(doc) for doc in docs] == alone
+    # And again in reverse, on the same (now warm) matcher.
+    assert [matcher.match(doc) for doc in reversed(docs)] == alone[::-1]
+    # Interleaved with a document that has no hits and one that is empty.
+    for doc, expected in zip(docs, alone, strict=True):
+        assert matcher.match(Document()) == []
+        assert matcher.match(doc) == expected
+
+
+def test_phrase_waits_for_its_two_rarest_words() -> None:
+    entities = {"org": EntitySpec("org", ("Alpha Beta Gamma", "ABGQ"))}
+    rules = [
+        RuleSpec("phrase", '"lomoz hamat"'),
+        RuleSpec("near", '"lomoz hamat" NEAR/3 tiber'),
+        RuleSpec("org", "@org"),
+    ]
+    matcher = Matcher(rules, entities)
+    texts = [
+        "hamat alone, lomoz elsewhere far away",
+        "the lomoz hamat came near tiber",
+        "Alpha and Beta without the third",
+        "Alpha Beta Gamma met ABGQ",
+        "only hamat here",
+    ]
+    for text in texts:
+        doc = Document(title="t", body=text)
+        assert matcher.match(doc) == matcher.match_naive(doc)
+    assert [h.rule_id for h in matcher.match(Document(body=texts[1]))] == ["phrase", "near"]
+    assert [h.rule_id for h in matcher.match(Document(body=texts[3]))] == ["org"]
+
+
+def test_fast_instances_are_the_dataclass_instances() -> None:
+    # The fast constructors fill these fields, in this order, and nothing else.
+    assert [f.name for f in dataclasses.fields(Evidence)] == ["term", "text", "field", "start", "end"]
+    assert [f.name for f in dataclasses.fields(RuleHit)] == ["rule_id", "matches", "snippet", "score"]
+    assert not hasattr(Evidence, "__post_init__") and not hasattr(RuleHit, "__post_init__")
+    slow = Evidence("grain*", "grains", "body", 3, 9)
+    fast = engine._fast_evidence("grain*", "grains", "body", 3, 9)
+    assert type(fast) is Evidence and fast == slow and hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow) and vars(fast) == vars(slow)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow)
+    hit = engine._fast_hit("r", (fast,), "…«grains»…", 1.0)
+    assert hit == RuleHit("r", (slow,), "…«grains»…", 1.0)
+    assert repr(hit) == repr(RuleHit("r", (slow,), "…«grains»…", 1.0))
+    try:
+        fast.start = 4  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("evidence must stay frozen")
+
+
+def test_every_whitespace_character_but_the_space_is_unprintable() -> None:
+    # `_collapse` relies on this to skip str.split.
+    for c in map(chr, range(sys.maxunicode + 1)):
+        if c.isspace() and c != " ":
+            assert not c.isprintable(), hex(ord(c))
+
+
+_WHITESPACE = [" ", "  ", "\n", "\n\n", "\n\n\n", "\t", "\r\n", "\xa0", "\u2003", "\u3000", "\x1c"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_WHITESPACE), st.text(max_size=6)), max_size=30))
+def test_collapse_is_split_and_join(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert engine._collapse(text) == " ".join(text.split())
+
+
+_words = st.text(alphabet="abcdeğıə'-.,", min_size=1, max_size=9)
+
+
+@st.composite
+def _field_texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(_words, min_size=1, max_size=120))
+    separator = st.sampled_from([*_WHITESPACE, ", ", ". ", "—"])
+    seps = draw(st.lists(separator, min_size=len(words), max_size=len(words)))
+    return "".join(w + s for w, s in zip(words, seps, strict=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_field_texts(), st.randoms(use_true_random=False))
+def test_token_offsets_in_any_order_equal_a_full_running_sum(text: str, rnd: random.Random) -> None:
+    index = engine._FieldIndex(text)
+    n = len(index.words)
+    if not n:
+        return
+    bounds = list(accumulate(map(len, index._parts)))
+    keep = index._keep or list(range(n))
+    queries = [(a, min(n - 1, a + rnd.randrange(3))) for a in (rnd.randrange(n) for _ in range(12))]
+    for first, last in queries:
+        expected = (bounds[2 * keep[first]], bounds[2 * keep[last] + 1])
+        assert index.chars(first, last) == expected
+        start, end = expected
+        assert text[start:end].strip() == text[start:end]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    _field_texts(),
+    st.lists(
+        st.tuples(st.integers(0, 2000), st.integers(0, 12), st.sampled_from(["title", "summary", "body"]))
+    ),
+)
+def test_fast_snippet_equals_snippet(text: str, spans: list[tuple[int, int, str]]) -> None:
+    texts = {"title": text[:80], "summary": text[: len(text) // 2], "body": text}
+    for name in ("author", "source", "url", "lang"):
+        texts[name] = ""
+    matches = []
+    for start, width, field in spans:
+        size = len(texts[field])
+        start = min(start, size)
+        end = min(size, start + width)
+        matches.append(Evidence("x", texts[field][start:end], field, start, end))
+    order = {"title": 0, "summary": 1, "body": 2}
+    matches.sort(key=lambda m: (order[m.field], m.start, m.end))
+    assert engine._fast_snippet(texts, matches) == engine._snippet(texts, matches)
