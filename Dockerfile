@@ -25,8 +25,11 @@ ENV PATH=/opt/pressmon/bin:$PATH \
 USER pressmon
 WORKDIR /var/lib/pressmon
 VOLUME ["/var/lib/pressmon", "/etc/pressmon"]
-# The HTTP /healthz endpoint is not built yet; until it is, the check is that the
-# configuration still validates (a hot-edited config that breaks shows as unhealthy).
-HEALTHCHECK --interval=60s --timeout=20s CMD ["pressmon", "check"]
+# The daemon serves /healthz on server.listen; in a container it must listen beyond
+# loopback for `docker run -p`, so PRESSMON_LISTEN is read by the shipped config.
+ENV PRESSMON_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os,sys,urllib.request; port=os.environ.get('PRESSMON_LISTEN','127.0.0.1:8080').rsplit(':',1)[1]; sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["pressmon"]
 CMD ["run"]
