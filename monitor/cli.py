@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (feeds, feeds_list):
         _add_config(p)
         p.add_argument("--json", action="store_true", help="print JSON")
+    feeds_add = feeds_commands.add_parser(
+        "add", help="check a feed URL (or find the feed a web page links) and print its entry")
+    _add_config(feeds_add)
+    feeds_add.add_argument("url", metavar="URL", help="a feed URL or a web page that links one")
+    feeds_add.add_argument("--id", help="feed id (default: from the feed's title)")
     feeds_import = feeds_commands.add_parser(
         "import", help="read an OPML file and print its feeds as YAML entries for the config")
     _add_config(feeds_import)
@@ -210,11 +215,39 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
+    if args.feeds_command == "add":
+        return cmd_feeds_add(args)
     if args.feeds_command == "import":
         return cmd_feeds_import(args)
     if args.feeds_command == "export":
         return cmd_feeds_export(args)
     return cmd_feeds_list(args)
+
+
+def cmd_feeds_add(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monitor.config import default_config_path
+    from monitor.ingest.discover import DiscoveryError, discover
+    from monitor.ingest.opml import slug
+
+    try:
+        found = asyncio.run(discover(args.url))
+    except DiscoveryError as exc:
+        print(f"error: {args.url}: {exc}", file=sys.stderr)
+        return EXIT_USER
+    config_path = args.config or default_config_path()
+    taken = {f.id for f in _settings(args).feeds} if config_path.exists() else set()
+    feed_id = args.id or slug(found.title or found.url)
+    if feed_id in taken:
+        print(f"error: a feed with id {feed_id!r} is already configured; pass --id", file=sys.stderr)
+        return EXIT_USER
+    entry = {"id": feed_id, "name": found.title, "url": found.url}
+    print(yaml.safe_dump([entry], allow_unicode=True, sort_keys=False), end="")
+    via = f" (linked from {args.url})" if found.url != args.url else ""
+    print(f"{found.entries} entries in the feed{via}; paste the entry under `feeds:` in "
+          f"{config_path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_feeds_import(args: argparse.Namespace) -> int:

@@ -58,3 +58,28 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_feeds_add_finds_the_feed_a_page_links(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from tests.conftest import rss
+
+    page = (b'<!DOCTYPE html><html><head><title>Home</title><link rel="alternate" '
+            b'type="application/rss+xml" href="/feed.xml"></head><body>News</body></html>')
+    feed = rss([{"guid": "1", "title": "One", "description": "x"}], title="Tbilisi Herald")
+    config = tmp_path / "pressmon.yaml"
+    config.write_text("feeds:\n  - {id: tbilisi-herald, url: 'http://x.test/'}\nrules: []\n")
+    with FeedServer({"/": page, "/feed.xml": feed}) as server:
+        assert main(["feeds", "add", server.url("/"), "--config", str(tmp_path / "none.yaml")]) == 0
+        (entry,) = yaml.safe_load(capsys.readouterr().out)
+        assert entry == {"id": "tbilisi-herald", "name": "Tbilisi Herald",
+                         "url": server.url("/feed.xml")}
+        assert main(["feeds", "add", server.url("/"), "--config", str(config)]) == 1
+        assert "already configured" in capsys.readouterr().err
+        assert main(["feeds", "add", server.url("/feed.xml"), "--id", "th",
+                     "--config", str(config)]) == 0
+        assert yaml.safe_load(capsys.readouterr().out)[0]["id"] == "th"
+        assert main(["feeds", "add", server.url("/missing"), "--config", str(config)]) == 1
+        assert "HTTP 404" in capsys.readouterr().err
