@@ -157,6 +157,22 @@ def _database(args: argparse.Namespace) -> Any:
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
+    """A table: drawn with rich on a terminal, plain aligned columns when piped."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        console = Console()
+        with console.capture() as captured:
+            console.print(table)
+        return captured.get().rstrip("\n")
+    return _plain_table(rows, headers)
+
+
+def _plain_table(rows: list[list[str]], headers: list[str]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
@@ -301,11 +317,15 @@ def cmd_feeds_list(args: argparse.Namespace) -> int:
             "last_success_at": f.last_success_at and f.last_success_at.isoformat(),
             "last_error": f.last_error,
             "next_poll_at": f.next_poll_at and f.next_poll_at.isoformat(),
-            "consecutive_failures": f.consecutive_failures} for f in feeds], indent=2))
+            "consecutive_failures": f.consecutive_failures, "entries_per_day": f.entries_per_day,
+            "interval_s": f.interval_s, "health": f.health_state,
+            "websub": f.websub_state} for f in feeds], indent=2))
         return EXIT_OK
     rows = [[f.id, f.status if f.active else "removed", _when(f.last_success_at),
-             _when(f.next_poll_at), (f.last_error or "")[:60]] for f in feeds]
-    print(_table(rows, ["ID", "STATUS", "LAST SUCCESS", "NEXT POLL", "LAST ERROR"]))
+             _when(f.next_poll_at),
+             f"{f.entries_per_day:.1f}" if f.entries_per_day is not None else "-",
+             (f.last_error or "")[:60]] for f in feeds]
+    print(_table(rows, ["ID", "STATUS", "LAST SUCCESS", "NEXT POLL", "ENTRIES/DAY", "LAST ERROR"]))
     return EXIT_OK
 
 
