@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--archive", action="store_true", help="the stored articles")
     test.add_argument("--since", default="7d", help="with --archive: how far back (default 7d)")
     test.add_argument("--json", action="store_true", help="print the stable JSON document")
+
+    backfill = commands.add_parser(
+        "backfill", help="run rules over stored articles; store new hits (and alert with --alert)")
+    _add_config(backfill)
+    backfill.add_argument("--rule", help="only this rule id")
+    backfill.add_argument("--since", default="30d", help="articles first seen since (default 30d)")
+    backfill.add_argument("--alert", action="store_true",
+                          help="also send alerts for the new hits (asks first; see --yes)")
+    backfill.add_argument("--yes", action="store_true", help="with --alert: do not ask")
+    backfill.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     schema = commands.add_parser("schema", help="JSON Schema of the config and rules files")
     schema.add_argument("which", nargs="?", choices=["config", "rules"],
@@ -123,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "run": cmd_run, "check": cmd_check, "db": cmd_db, "feeds": cmd_feeds, "hits": cmd_hits,
         "alerts": cmd_alerts, "demo": cmd_demo, "test": cmd_test,
-        "schema": cmd_schema,
+        "schema": cmd_schema, "backfill": cmd_backfill,
     }[args.command]
     try:
         return handler(args)
@@ -471,3 +481,82 @@ def cmd_schema(args: argparse.Namespace) -> int:
     document = schemas[args.which] if args.which else schemas
     print(json.dumps(document, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from monitor import backfill
+    from monitor.units import parse_duration
+
+    settings = _settings(args)
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as exc:
+        print(f"error: --since: {exc}", file=sys.stderr)
+        return EXIT_USER
+    rules = [r for r in settings.rules if r.config.enabled and (not args.rule or r.id == args.rule)]
+    if args.rule and not rules:
+        print(f"error: no enabled rule {args.rule!r}", file=sys.stderr)
+        return EXIT_USER
+    db = _database(args)
+    try:
+        with _progress("matching stored articles") as progress:
+            plan = backfill.plan(db, settings, rules=rules, since=since, progress=progress)
+        alerts = sum(plan.alerts_by_channel.values())
+        summary = {"articles": plan.articles, "hits": plan.matched, "new_hits": len(plan.new),
+                   "alerts": alerts if args.alert else 0,
+                   "alerts_by_channel": dict(plan.alerts_by_channel) if args.alert else {}}
+        if not args.json:
+            print(f"{plan.articles} articles since {args.since}: {plan.matched} hits, "
+                  f"{len(plan.new)} new", file=sys.stderr)
+        if args.alert and alerts and not args.yes:
+            channels = ", ".join(f"{n} to {c}" for c, n in plan.alerts_by_channel.items())
+            print(f"--alert would send {alerts} alerts ({channels}).", file=sys.stderr)
+            if not sys.stdin.isatty():
+                print("error: pass --yes to send them", file=sys.stderr)
+                return EXIT_USER
+            if input("send them? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("nothing written", file=sys.stderr)
+                return EXIT_OK
+        hits, written = backfill.apply(db, settings, plan, alert=args.alert, now=datetime.now(UTC))
+        summary.update(written_hits=hits, written_alerts=written)
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"stored {hits} new hits" + (f", queued {written} alerts (the daemon sends them)"
+                                           if args.alert else ""))
+    return EXIT_OK
+
+
+class _progress:
+    """A progress bar on a terminal; a line per 10% on a pipe."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = -1
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._bar.start()
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(self.label, total=total)
+            self._bar.update(self._task, completed=done)
+            return
+        tenth = done * 10 // max(total, 1)
+        if tenth != self._last:
+            self._last = tenth
+            print(f"{self.label}: {done}/{total}", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from monitor.backfill import article_document
 from monitor.ingest.fetch import Fetcher, FetchError
 from monitor.ingest.html import html_to_text
 from monitor.ingest.parse import ParseError, parse_feed
@@ -139,11 +140,7 @@ def load_archive(database_url: str, since: timedelta) -> list[Document]:
         rows = db.call(archive_articles, datetime.now(UTC) - since)
     finally:
         db.dispose()
-    return [Document(title=a.title, summary=a.summary, body=a.body, author=a.author or "",
-                     source=" ".join(p for p in (a.feed_id, feed_name, urlsplit(a.url or "").hostname)
-                                     if p),
-                     url=a.url or "", lang=a.lang, feed_id=a.feed_id)
-            for a, feed_name in rows]
+    return [article_document(a, feed_name) for a, feed_name in rows]
 
 
 @dataclass(frozen=True)

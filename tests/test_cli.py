@@ -83,3 +83,30 @@ def test_feeds_add_finds_the_feed_a_page_links(tmp_path: Path,
         assert yaml.safe_load(capsys.readouterr().out)[0]["id"] == "th"
         assert main(["feeds", "add", server.url("/missing"), "--config", str(config)]) == 1
         assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_backfill_estimates_then_stores_and_alerts(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with FeedServer(feed_documents()) as server:
+        config = demo_config(tmp_path, server.port)
+        assert asyncio.run(Daemon(load_settings(config), console=io.StringIO()).run_once()) == 0
+    # A rule added later: backfill runs it over what is already stored.
+    rules = tmp_path / "later.yaml"
+    rules.write_text("rules:\n  - id: pashinyan\n    query: Pashinyan\n", encoding="utf-8")
+    text = config.read_text().replace("rules:\n- ", f"rules:\n- {rules}\n- ")
+    config.write_text(text)
+    args = ["backfill", "--rule", "pashinyan", "--since", "1d", "--config", str(config)]
+
+    assert main([*args, "--alert"]) == 1          # not a terminal: needs --yes
+    err = capsys.readouterr().err
+    assert "--alert would send 3 alerts (3 to console)" in err and "pass --yes" in err
+    assert main([*args, "--json", "--alert", "--yes"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["new_hits"] == 3 and summary["written_hits"] == 3
+    assert summary["written_alerts"] == 3 and summary["alerts_by_channel"] == {"console": 3}
+    assert main([*args, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["new_hits"] == 0 and again["written_hits"] == 0, "nothing twice"
+    assert main(["alerts", "--status", "pending", "--json", "--config", str(config)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["backfill", "--rule", "nope", "--config", str(config)]) == 1

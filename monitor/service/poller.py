@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,8 +24,7 @@ from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner
-from monitor.notify import policy as alert_policy
-from monitor.notify.payload import hit_payload
+from monitor.service.hits import ArticleRef, write_hit
 from monitor.service.metrics import Metrics
 from monitor.store import queries
 from monitor.store.db import Database
@@ -390,43 +388,20 @@ class Poller:
         rule = ruleset.rules.get(hit.rule_id)
         if rule is None:
             return
-        alert = fresh and bool(rule.notify)
-        hit_id = queries.insert_hit(
-            session, rule_id=hit.rule_id, article_id=article_id, story_id=story_id,
-            matches=[{"term": m.term, "text": m.text, "field": m.field, "start": m.start,
-                      "end": m.end} for m in hit.matches],
-            snippet=hit.snippet, score=hit.score, alerted=alert, now=now)
-        if hit_id is None:
-            return  # this rule already hit this article or another copy of the story
+        entry = item.entry
+        article = ArticleRef(article_id, feed.id, feed.name, entry.title, entry.url,
+                             entry.published_at, entry.author, entry.summary, story_id)
+        new, alert_id = write_hit(session, rule=rule, hit=hit, article=article,
+                                  entities=item.entities, alert=fresh,
+                                  digest_channels=ruleset.digest_channels, now=now)
+        if not new:
+            return
         outcome.hits += 1
         if self._metrics is not None:
             self._metrics.hits.labels(rule.id).inc()
-        if not alert:
-            return
-        throttled = False
-        if rule.config.throttle is not None:
-            limit, period = rule.config.throttle
-            since = alert_policy.window_start(now, period)
-            throttled = queries.count_rule_alerts(session, rule.id, since) >= limit
-        channels = {c: alert_policy.initial_status(throttled=throttled,
-                                                   digest=c in ruleset.digest_channels,
-                                                   priority=rule.config.priority)
-                    for c in rule.notify}
-        alert_id = str(uuid.uuid4())
-        entry = item.entry
-        payload = hit_payload(
-            alert_id=alert_id, rule_id=rule.id, rule_name=rule.name,
-            priority=rule.config.priority, article_id=article_id, title=entry.title,
-            url=entry.url, feed_id=feed.id, feed_name=feed.name,
-            published_at=entry.published_at, author=entry.author,
-            summary=entry.summary, hit=hit, entities=item.entities, detected_at=now,
-            story_id=story_id,
-            also_in=queries.story_copies(session, story_id, article_id) if story_id else [])
-        queries.insert_alert(session, alert_id=alert_id, kind="hit", payload=payload,
-                             channels=channels, now=now, hit_id=hit_id,
-                             rule_id=rule.id, throttled=throttled)
-        outcome.alerts += 1
-        outcome.alert_ids.append(alert_id)
+        if alert_id is not None:
+            outcome.alerts += 1
+            outcome.alert_ids.append(alert_id)
 
     async def _fail(self, feed: queries.FeedState, policy: FeedPolicy, error: str,
                     retry_after: float | None, *, http_status: int | None = None) -> PollResult:
