@@ -158,3 +158,23 @@ def test_websub_subscribe_verify_push_and_fallback(tmp_path: Path, receiver: Rec
     assert result["latency"] < 1.0, f"push to webhook took {result['latency']:.2f}s"
     assert result["forged"] == []
     assert result["unreliable"] is True
+
+
+def test_subscriptions_are_renewed_before_the_lease_ends(tmp_path: Path) -> None:
+    from monitor.ingest import websub
+    from monitor.store import queries
+    from monitor.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    db.upgrade()
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    db.call(queries.sync_feeds, [("a", "http://a.test/f", None), ("b", "http://b.test/f", None)],
+            now)
+    db.call(queries.record_hub, "a", "http://hub.test/", "http://a.test/f")
+    db.call(queries.record_hub, "b", "http://hub.test/", "http://b.test/f")
+    db.call(websub._set_state, "a", "active", now + timedelta(hours=5))
+    db.call(websub._set_state, "b", "failed", now + timedelta(minutes=10))
+    assert db.call(websub._due, now) == [], "active with a long lease; failed, waiting to retry"
+    later = now + timedelta(hours=4, minutes=1)
+    assert [f for f, _, _ in db.call(websub._due, later)] == ["a", "b"]
+    db.dispose()

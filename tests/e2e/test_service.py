@@ -174,3 +174,37 @@ def test_health_and_readiness_over_http_with_the_database_going_away(
     finally:
         daemon.kill()
     assert os.environ.get(PG_ENV)
+
+
+def test_a_second_sigint_exits_at_once(tmp_path: Path, write_config: WriteConfig) -> None:
+    import signal
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            time.sleep(30)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return None
+
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    slow.daemon_threads = True
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    config = write_config({
+        "database": f"sqlite:///{tmp_path / 'i.db'}",
+        "poll": {"allow_private_networks": True, "timeout": "60s"},
+        "feeds": [{"id": "slow", "url": f"http://127.0.0.1:{slow.server_address[1]}/"}],
+    }, {"rules": []})
+    daemon = DaemonProcess(config, tmp_path).start()
+    try:
+        wait_until(lambda: "running; press Ctrl-C" in daemon.logs())
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        started = time.monotonic()
+        daemon.proc.send_signal(signal.SIGINT)
+        assert daemon.proc.wait(timeout=5) == 130
+        assert time.monotonic() - started < 2
+        assert "second stop signal" in daemon.logs()
+    finally:
+        daemon.kill()
+        slow.shutdown()
