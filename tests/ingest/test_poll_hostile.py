@@ -296,4 +296,5 @@ def test_ten_thousand_entries_are_stored_in_bounded_time(
         "ok", 10_000, 10_000, 10)
     with daemon.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Article)) == 10_000
-    assert elapsed < 15, f"10,000 entries took {elapsed:.1f}s"
+    # ~7 s on an idle 2-core machine; the bound leaves room for a busy one.
+    assert elapsed < 30, f"10,000 entries took {elapsed:.1f}s"
