@@ -24,7 +24,7 @@ from monitor.notify.registry import build_channels, retry_policies
 from monitor.service.health import check_health
 from monitor.service.http import HttpServer
 from monitor.service.metrics import Metrics
-from monitor.service.poller import FeedPolicy, Poller, PollResult, RuleSet
+from monitor.service.poller import FeedPolicy, ParsePool, Poller, PollResult, RuleSet
 from monitor.store import queries
 from monitor.store.db import Database, redact_url
 
@@ -74,8 +74,11 @@ class Daemon:
         self.channels: dict[str, Channel] = build_channels(settings, console=console)
         self._fingerprint = _fingerprint(settings)
         self.reload_error: str | None = None
+        # Feed parsing runs in worker processes, started on the first body to parse.
+        self.parse_pool = ParsePool()
         self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
-                             ner=Ner.load, metrics=self.metrics, clock=clock)
+                             ner=Ner.load, metrics=self.metrics, clock=clock,
+                             parse_pool=self.parse_pool)
         self.dispatcher = Dispatcher(
             self.db, self.channels, retry_policies(settings), clock=clock,
             on_result=lambda channel, status: self.metrics.alerts.labels(channel, status).inc())
@@ -182,6 +185,7 @@ class Daemon:
         for channel in self.channels.values():
             await channel.aclose()
         await self.fetcher.aclose()
+        await asyncio.to_thread(self.parse_pool.shutdown)
         await asyncio.to_thread(self.db.dispose)
 
     # ----------------------------------------------------------------- polling

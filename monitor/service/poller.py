@@ -8,9 +8,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import multiprocessing
+import os
 import random
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -153,10 +158,13 @@ def with_language(entry: Entry) -> Entry:
 
 def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | None]],
             feed: queries.FeedState, ner: Callable[[], Ner | None],
-            errors: dict[str, str]) -> list[Prepared]:
+            errors: dict[str, str], too_old: datetime | None = None) -> list[Prepared]:
     """The CPU part of a poll, off the event loop: language, matching, NER, story signature.
 
-    NER runs only where needed: for `verify: ner` entities, and on articles that hit.
+    NER runs only where needed: for `verify: ner` entities, and on articles that hit. Its
+    entities only go into alerts, so with ``too_old`` (the poll's ``now - max_article_age``)
+    it is skipped for hits that cannot alert: articles published before it, and hits of rules
+    that notify nobody.
     """
     entries = [(with_language(e), stored) for e, stored in entries]
     docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
@@ -164,7 +172,8 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
     results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
                for doc in docs]
     entities: list[dict[str, list[str]]] = [{} for _ in docs]
-    with_hits = [i for i, hits in enumerate(results) if hits]
+    with_hits = [i for i, hits in enumerate(results) if hits and (
+        too_old is None or _may_alert(ruleset, entries[i][0], hits, too_old))]
     if with_hits and (model := model or ner()) is not None:
         for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
             entities[i] = found
@@ -178,6 +187,14 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
             signature=signature, bands=dedup.bands(signature), stored=stored,
             fulltext_error=errors.get(entry.key)))
     return out
+
+
+def _may_alert(ruleset: RuleSet, entry: Entry, hits: list[RuleHit], too_old: datetime) -> bool:
+    """Whether a hit of this entry can become an alert (as ``write_hit`` decides it)."""
+    if entry.published_at is not None and entry.published_at < too_old:
+        return False
+    return any((rule := ruleset.rules.get(hit.rule_id)) is not None and rule.notify
+               for hit in hits)
 
 
 def new_and_updated(entries: list[Entry], stored: dict[str, queries.StoredEntry]
@@ -198,13 +215,79 @@ def new_and_updated(entries: list[Entry], stored: dict[str, queries.StoredEntry]
     return out
 
 
+class ParsePool:
+    """``parse_feed`` in worker processes, so feedparser's pure-Python parsing uses every core
+    instead of holding the daemon's GIL (and starving the event loop's fetches).
+
+    Workers are spawned fresh (never forked from the threaded daemon) on first use, and import
+    only the parser (``monitor.ingest.parse``: feedparser and the standard library) - no
+    SQLAlchemy, no rules, no NER model. A worker that dies breaks the pool: the parse that saw
+    it runs in a thread instead and the next one starts a new pool. As with any ``spawn``
+    start, a program embedding the daemon must guard its entry point with
+    ``if __name__ == "__main__":`` (``pressmon`` and ``python -m monitor`` do).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or default_parse_workers()
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    def _get(self) -> ProcessPoolExecutor | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._executor
+
+    async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
+        executor = self._get()
+        if executor is None:   # closing: finish what is in flight without new workers
+            return await asyncio.to_thread(parse_feed, content, headers)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, parse_feed, content, headers)
+        except BrokenProcessPool:
+            log.warning("a feed parsing worker died; starting new ones")
+            with self._lock:
+                if self._executor is executor:
+                    self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(parse_feed, content, headers)
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def shutdown(self) -> None:
+        """Stop the workers (waits for them to exit); later parses run in a thread."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def default_parse_workers() -> int:
+    """One worker per core, at most 4: parsing is the biggest CPU cost of a first poll."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 class Poller:
     def __init__(self, db: Database, fetcher: Fetcher, rules: Callable[[], RuleSet],
                  policy: Callable[[str], FeedPolicy], *,
                  ner: Callable[[], Ner | None] = lambda: None,
                  fulltext: FulltextFetcher | None = None,
                  metrics: Metrics | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 parse_pool: ParsePool | None = None) -> None:
+        self._parse_pool = parse_pool
         self._ner = ner
         self._db = db
         self._fetcher = fetcher
@@ -245,7 +328,7 @@ class Poller:
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
         try:
-            parsed = await asyncio.to_thread(parse_feed, result.content, result.headers_for_parser)
+            parsed = await self._parse(result.content, result.headers_for_parser)
         except ParseError as exc:
             self._observe(started, "error")
             return await self._fail(feed, policy, str(exc), None)
@@ -258,13 +341,18 @@ class Poller:
         if feed is None:
             return None
         try:
-            parsed = await asyncio.to_thread(
-                parse_feed, content, {"content-type": content_type} if content_type else None)
+            parsed = await self._parse(
+                content, {"content-type": content_type} if content_type else None)
         except ParseError as exc:
             log.warning("feed %s: WebSub push ignored: %s", feed_id, exc)
             return PollResult(feed_id, "error", error=str(exc))
         return await self._ingest(feed, self._policy(feed_id), parsed, self._clock(), result=None,
                                   interval=None)
+
+    async def _parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
+        if self._parse_pool is not None:
+            return await self._parse_pool.parse(content, headers)
+        return await asyncio.to_thread(parse_feed, content, headers)
 
     def _observe(self, started: float, status: str) -> None:
         if self._metrics is not None:
@@ -288,7 +376,8 @@ class Poller:
         if policy.fulltext and todo:
             todo = await self._with_fulltext(feed, policy, todo, now, errors)
         ruleset = self._rules()
-        prepared = (await asyncio.to_thread(prepare, ruleset, todo, feed, self._ner, errors)
+        prepared = (await asyncio.to_thread(prepare, ruleset, todo, feed, self._ner, errors,
+                                            now - policy.max_article_age)
                     if todo else [])
         next_poll = None
         if result is not None and interval is not None:

@@ -1,0 +1,162 @@
+"""Ingest performance machinery: the parse worker pool, NER only where it can alert, and a
+smoke run of ``bench/ingest.py`` at a tiny size."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Rule, RuleConfig
+from monitor.ingest.parse import ParseError, parse_feed
+from monitor.match import Matcher, RuleSpec
+from monitor.service.poller import ParsePool, RuleSet, prepare
+from monitor.store import queries
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>T</title><link>https://example.org/</link>
+<language>en</language>
+<item><title>First story</title><link>https://example.org/1</link><guid>g1</guid>
+<pubDate>Mon, 06 Jan 2025 10:00:00 GMT</pubDate>
+<description>&lt;p&gt;Some &lt;b&gt;text&lt;/b&gt; here&lt;/p&gt;</description></item>
+<item><title>Second story</title><link>https://example.org/2</link><guid>g2</guid></item>
+</channel></rss>"""
+HEADERS = {"content-type": "application/rss+xml; charset=utf-8"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
+    pool = ParsePool(workers=1)
+
+    async def run() -> None:
+        assert not pool.started
+        parsed = await pool.parse(RSS, HEADERS)
+        assert parsed == parse_feed(RSS, HEADERS)
+        assert pool.started
+        with pytest.raises(ParseError):
+            await pool.parse(b"this is not a feed", {"content-type": "text/plain"})
+        executor = pool._executor
+        assert executor is not None
+        # A worker imports the parser and the standard library, nothing heavy.
+        modules = await asyncio.get_running_loop().run_in_executor(
+            executor, eval, "sorted(__import__('sys').modules)")
+        assert "feedparser" in modules
+        for heavy in ("sqlalchemy", "spacy", "monitor.match", "monitor.store", "httpx", "pydantic"):
+            assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
+        pids = list(executor._processes)
+        assert pids
+        await asyncio.to_thread(pool.shutdown)
+        assert not any(_alive(pid) for pid in pids)
+        # After shutdown (a closing daemon finishing its polls) parsing still works, in a thread.
+        assert (await pool.parse(RSS, HEADERS)).entries == parsed.entries
+        assert not pool.started
+
+    asyncio.run(run())
+
+
+def test_a_dead_worker_is_replaced() -> None:
+    pool = ParsePool(workers=1)
+
+    async def run() -> None:
+        await pool.parse(RSS, HEADERS)
+        assert pool._executor is not None
+        for pid in list(pool._executor._processes):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        # The parse that finds the pool broken still answers; later ones use new workers.
+        while time.monotonic() < deadline:
+            assert len((await pool.parse(RSS, HEADERS)).entries) == 2
+            if pool._executor is not None and all(_alive(p) for p in pool._executor._processes):
+                break
+            await asyncio.sleep(0.1)
+        assert len((await pool.parse(RSS, HEADERS)).entries) == 2
+        await asyncio.to_thread(pool.shutdown)
+
+    asyncio.run(run())
+
+
+class _Ner:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def entities(self, docs: list) -> list[dict[str, list[str]]]:  # type: ignore[type-arg]
+        self.seen += [d.title for d in docs]
+        return [{"PERSON": ["Someone"]} for _ in docs]
+
+
+def _entry(key: str, title: str, published: datetime | None):  # type: ignore[no-untyped-def]
+    from monitor.ingest.parse import Entry
+
+    return Entry(key=key, url=f"https://example.org/{key}", title=title, summary="", body="",
+                 author=None, lang="en", published_at=published)
+
+
+def test_ner_runs_only_on_hits_that_can_alert() -> None:
+    rules = {
+        "loud": Rule(RuleConfig(id="loud", query="grain"), Path("r.yaml"), ("console",)),
+        "quiet": Rule(RuleConfig(id="quiet", query="wheat"), Path("r.yaml"), ()),
+    }
+    ruleset = RuleSet(Matcher([RuleSpec("loud", "grain"), RuleSpec("quiet", "wheat")], {}), rules)
+    now = datetime(2025, 1, 6, 12, tzinfo=UTC)
+    too_old = now - timedelta(hours=48)
+    entries = [
+        (_entry("a", "grain fresh", now), None),
+        (_entry("b", "grain undated", None), None),
+        (_entry("c", "grain stale", now - timedelta(days=5)), None),
+        (_entry("d", "wheat fresh but nobody is notified", now), None),
+        (_entry("e", "nothing to see", now), None),
+    ]
+    feed = queries.FeedState("f", "https://example.org/feed", None, None, None, None, 0)
+    ner = _Ner()
+    out = prepare(ruleset, entries, feed, lambda: ner, {}, too_old)  # type: ignore[arg-type,return-value]
+    assert ner.seen == ["grain fresh", "grain undated"]
+    assert [bool(p.hits) for p in out] == [True, True, True, True, False]
+    assert [bool(p.entities) for p in out] == [True, True, False, False, False]
+    # Without a cut-off (callers that alert on anything), every hit gets NER as before.
+    ner = _Ner()
+    prepare(ruleset, entries, feed, lambda: ner, {})  # type: ignore[arg-type,return-value]
+    assert len(ner.seen) == 4
+
+
+LAST_LINE = re.compile(
+    r"^first_cycle_s=(\d+\.\d\d) steady_cycle_s=(\d+\.\d\d) cpu_ms_per_unchanged_feed=(\d+\.\d\d) "
+    r"speedup_vs_naive=(\d+\.\d\d) rss_mb=(\d+\.\d\d)$")
+
+
+@pytest.mark.timeout(240)
+def test_ingest_bench_smoke() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--feeds", "20", "--items", "5",
+         "--latency", "0.05", "--rules", "50"],
+        cwd=ROOT, capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    match = LAST_LINE.match(lines[-1])
+    assert match, lines[-1]
+    first, steady, cpu_ms, speedup, rss = map(float, match.groups())
+    # 20 feeds answering after 50 ms, at most 4 per host at once: well under a few seconds.
+    assert 0.05 <= first < 30
+    assert 0.05 <= steady < 30
+    assert 0 < cpu_ms < 100
+    assert speedup > 0
+    assert 20 < rss < 2000
+    table = "\n".join(lines)
+    assert "first" in table and "steady" in table and "idle" in table
+    assert "errors:" not in table
