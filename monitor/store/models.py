@@ -111,6 +111,9 @@ class StoryBand(Base):
     """LSH buckets of story signatures: near-duplicate candidates without a full scan."""
 
     __tablename__ = "story_bands"
+    # Lookups are by bucket (it hashes the band index too); SQLite will not use the
+    # primary key for a (band, bucket) row-value IN list, so the bucket has its own index.
+    __table_args__ = (Index("ix_story_bands_bucket", "bucket"),)
 
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(32), primary_key=True)

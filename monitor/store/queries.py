@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -307,16 +307,17 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
             by_url.setdefault(url, story_id)
 
     buckets: dict[tuple[int, str], list[int]] = {}
-    wanted = sorted({b for k in keys if k.canonical_url not in by_url for b in k.bands})
+    wanted = {b for k in keys if k.canonical_url not in by_url for b in k.bands}
     own = select(Article.story_id).where(Article.feed_id == feed_id,
                                          Article.story_id.is_not(None))
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(sorted({bucket for _, bucket in wanted})):
         for band, bucket, story_id in session.execute(
                 select(StoryBand.band, StoryBand.bucket, StoryBand.story_id)
-                .where(tuple_(StoryBand.band, StoryBand.bucket).in_(chunk),
+                .where(StoryBand.bucket.in_(chunk),
                        StoryBand.created_at >= now - STORY_WINDOW,
                        StoryBand.story_id.not_in(own))):
-            buckets.setdefault((band, bucket), []).append(story_id)
+            if (band, bucket) in wanted:
+                buckets.setdefault((band, bucket), []).append(story_id)
 
     candidates: list[list[int]] = []
     for key in keys:
