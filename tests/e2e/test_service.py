@@ -10,8 +10,11 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from monitor.demo.server import FeedServer
 from tests.conftest import PG_ENV, Receiver, WriteConfig, free_port, rss
@@ -80,8 +83,10 @@ def test_secrets_never_reach_the_logs(tmp_path: Path, write_config: WriteConfig,
         assert {"time", "level", "logger", "message"} <= entry.keys()
 
 
-def test_sigterm_under_load_exits_cleanly_within_10s(tmp_path: Path,
-                                                     write_config: WriteConfig) -> None:
+@pytest.fixture
+def slow_port() -> Iterator[int]:
+    """A server whose every answer takes 30 s: fetches that are in flight when we stop."""
+
     class Slow(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             time.sleep(30)
@@ -92,7 +97,13 @@ def test_sigterm_under_load_exits_cleanly_within_10s(tmp_path: Path,
     slow = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     slow.daemon_threads = True
     threading.Thread(target=slow.serve_forever, daemon=True).start()
-    port = slow.server_address[1]
+    yield int(slow.server_address[1])
+    slow.shutdown()
+
+
+def test_sigterm_under_load_exits_cleanly_within_10s(tmp_path: Path, write_config: WriteConfig,
+                                                     slow_port: int) -> None:
+    port = slow_port
     config = write_config({
         "database": f"sqlite:///{tmp_path / 'l.db'}",
         "poll": {"allow_private_networks": True, "timeout": "60s", "per_host": 50},
@@ -106,7 +117,6 @@ def test_sigterm_under_load_exits_cleanly_within_10s(tmp_path: Path,
         assert code == 0 and took < 10, daemon.logs()
     finally:
         daemon.kill()
-        slow.shutdown()
 
 
 class Proxy:
@@ -176,23 +186,14 @@ def test_health_and_readiness_over_http_with_the_database_going_away(
     assert os.environ.get(PG_ENV)
 
 
-def test_a_second_sigint_exits_at_once(tmp_path: Path, write_config: WriteConfig) -> None:
+def test_a_second_sigint_exits_at_once(tmp_path: Path, write_config: WriteConfig,
+                                       slow_port: int) -> None:
     import signal
 
-    class Slow(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            time.sleep(30)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            return None
-
-    slow = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    slow.daemon_threads = True
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
     config = write_config({
         "database": f"sqlite:///{tmp_path / 'i.db'}",
         "poll": {"allow_private_networks": True, "timeout": "60s"},
-        "feeds": [{"id": "slow", "url": f"http://127.0.0.1:{slow.server_address[1]}/"}],
+        "feeds": [{"id": "slow", "url": f"http://127.0.0.1:{slow_port}/"}],
     }, {"rules": []})
     daemon = DaemonProcess(config, tmp_path).start()
     try:
@@ -207,4 +208,3 @@ def test_a_second_sigint_exits_at_once(tmp_path: Path, write_config: WriteConfig
         assert "second stop signal" in daemon.logs()
     finally:
         daemon.kill()
-        slow.shutdown()
