@@ -203,8 +203,9 @@ def test_a_second_sigint_exits_at_once(tmp_path: Path, write_config: WriteConfig
         time.sleep(0.3)
         started = time.monotonic()
         daemon.proc.send_signal(signal.SIGINT)
-        assert daemon.proc.wait(timeout=5) == 130
-        assert time.monotonic() - started < 2
+        assert daemon.proc.wait(timeout=10) == 130, daemon.logs()
+        # The first signal began an up-to-8 s drain (a fetch hangs); the second cuts it short.
+        assert time.monotonic() - started < 5, daemon.logs()
         assert "second stop signal" in daemon.logs()
     finally:
         daemon.kill()
