@@ -26,7 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -392,11 +392,19 @@ class _Compiler:
 # per-document index
 
 
+# `_FieldIndex._locate`: how near a known offset (in tokens) adding up lengths
+# beats searching the text, and how many occurrences of a token's text inside
+# other tokens a search may skip before it gives up.
+_NEAR_TOKENS = 48
+_MAX_MISSES = 3
+
+
 class _FieldIndex:
     """One field's folded tokens; positions and character offsets on demand."""
 
     __slots__ = (
-        "_keep", "_marks", "_parts", "_positions", "_sorted_words", "_starts", "text", "vocab", "words",
+        "_keep", "_marks", "_parts", "_pattern", "_positions", "_sorted_words", "_starts", "text", "vocab",
+        "words",
     )
 
     def __init__(self, text: str) -> None:
@@ -405,8 +413,11 @@ class _FieldIndex:
         # Separators and raw tokens, alternately (see `token_pattern`).
         self._parts: list[str] = []
         words: list[str] = []
+        # The pattern that tokenised `text` (None for an empty text).
+        self._pattern: re.Pattern[str] | None = None
         if text:
-            self._parts = token_pattern(text).split(text)
+            self._pattern = pattern = token_pattern(text)
+            self._parts = pattern.split(text)
             words = list(map(fold_token, self._parts[1::2]))
             if "" in words:
                 # A raw token that folds to nothing is not a token at all.
@@ -445,20 +456,82 @@ class _FieldIndex:
             self._starts[raw] = start
         return start
 
+    def _locate(self, kept: int, raw: int) -> int:
+        """Character offset where raw token `raw` (kept token `kept`) starts.
+
+        Near an offset already known, adding up lengths (`_start`) is
+        cheapest. Far from any, `str.find` looks for the token's text from
+        the nearer end of the field: an occurrence whose neighbours are no
+        token characters is a whole raw token with that text, so the k-th
+        such occurrence is the k-th raw token spelled so (an occurrence of a
+        token never overlaps an earlier occurrence: that one would have to
+        contain the separator before it). The raw tokens spelled so are
+        among the positions of the token's folded word.
+        """
+        parts = self._parts
+        marks = self._marks
+        tokens = len(parts) // 2
+        k = bisect_left(marks, raw)
+        lower = marks[k - 1] if k else -1
+        upper = marks[k] if k < len(marks) else tokens
+        if min(raw - lower, upper - raw) <= _NEAR_TOKENS:
+            return self._start(raw)
+        token = parts[2 * raw + 1]
+        positions = self.positions(self.words[kept])
+        keep = self._keep
+        if keep is not None:
+            positions = [keep[p] for p in positions]
+        same = [r for r in positions if parts[2 * r + 1] == token]
+        rank = same.index(raw)
+        text = self.text
+        size = len(token)
+        assert self._pattern is not None  # the text has this token
+        match = self._pattern.match
+        misses = 0
+        if raw - lower <= upper - raw:
+            at = -1
+            while True:
+                at = text.find(token, at + 1)
+                end = at + size
+                if (at == 0 or match(text, at - 1, at) is None) and match(text, end, end + 1) is None:
+                    if not rank:
+                        break
+                    rank -= 1
+                else:
+                    misses += 1
+                    if misses > _MAX_MISSES:
+                        return self._start(raw)
+        else:
+            rank = len(same) - 1 - rank
+            at = len(text) + 1
+            while True:
+                at = text.rfind(token, 0, at + size - 1)
+                end = at + size
+                if (at == 0 or match(text, at - 1, at) is None) and match(text, end, end + 1) is None:
+                    if not rank:
+                        break
+                    rank -= 1
+                else:
+                    misses += 1
+                    if misses > _MAX_MISSES:
+                        return self._start(raw)
+        marks.insert(k, raw)
+        self._starts[raw] = at
+        return at
+
     def chars(self, first: int, last: int) -> tuple[int, int]:
         """Character offsets `(start, end)` of tokens `first..last`."""
         keep = self._keep
-        if keep is not None:
-            first, last = keep[first], keep[last]
-        start = self._starts.get(first)
+        raw_first = first if keep is None else keep[first]
+        start = self._starts.get(raw_first)
         if start is None:
-            start = self._start(first)
+            start = self._locate(first, raw_first)
+        parts = self._parts
         if last == first:
-            return start, start + len(self._parts[2 * first + 1])
-        end = self._starts.get(last)
-        if end is None:
-            end = self._start(last)
-        return start, end + len(self._parts[2 * last + 1])
+            return start, start + len(parts[2 * raw_first + 1])
+        raw_last = last if keep is None else keep[last]
+        # The tokens of one occurrence are few: count on from its start.
+        return start, start + len("".join(parts[2 * raw_first + 1 : 2 * raw_last + 2]))
 
     def positions(self, word: str) -> list[int]:
         """Token positions of `word`, in text order."""
@@ -963,12 +1036,13 @@ def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
             pos = e
         parts.append(text[pos:end])
         out = "".join(parts)
-    out = _collapse(out)
+    # `_collapse`, inline.
+    if "\n\n" in out:
+        out = out.replace("\n\n", " ")
+    out = out.strip() if "  " not in out and out.isprintable() else " ".join(out.split())
     if start > 0:
-        out = "…" + out
-    if end < size:
-        out += "…"
-    return out
+        return f"…{out}…" if end < size else "…" + out
+    return out + "…" if end < size else out
 
 
 def _feed_matches(patterns: tuple[str, ...], feed_id: str | None) -> bool:
@@ -1119,7 +1193,7 @@ class _WordMemory:
     concurrent `match` calls from several threads stay consistent.
     """
 
-    __slots__ = ("inert", "known", "paired", "pairs", "prefixed", "prefixes", "rules")
+    __slots__ = ("inert", "known", "pair_keys", "pair_rules", "paired", "prefixed", "prefixes", "rules")
 
     def __init__(self) -> None:
         self.inert: set[str] = set()
@@ -1127,9 +1201,10 @@ class _WordMemory:
         self.rules: dict[str, tuple[int, ...]] = {}
         self.prefixes: dict[str, tuple[str, ...]] = {}
         self.prefixed: set[str] = set()  # the keys of `prefixes`
-        # word -> (other keys, rules): each rule if its other key occurs too.
-        self.pairs: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
-        self.paired: set[str] = set()  # the keys of `pairs`
+        # word -> other keys, word -> rules: each rule if its other key occurs too.
+        self.pair_keys: dict[str, tuple[str, ...]] = {}
+        self.pair_rules: dict[str, tuple[int, ...]] = {}
+        self.paired: set[str] = set()  # the keys of `pair_keys` and `pair_rules`
 
 
 class Matcher:
@@ -1186,7 +1261,8 @@ class Matcher:
         # Conjunctions of several keys wait for their rarest key and, before
         # the rule becomes a candidate, check the next rarest: key -> [(other
         # key, rule)]. A phrase whose rarest-looking word is common then costs
-        # a set lookup, not a candidate.
+        # a set lookup, not a candidate. Single trigger keys pair up the same
+        # way with the rule's next requirement (see below).
         paired: dict[str, list[tuple[str, int]]] = {}
         always: list[int] = []
         # Per rule position: the requirements still to check once the trigger
@@ -1219,13 +1295,28 @@ class Matcher:
                     single.add(ranked[0])
                 else:
                     pairs.add((ranked[0], ranked[1]))
+            # A trigger of one- and two-key conjunctions proves its requirement.
+            proven = all(len(conj) <= 2 for conj in best)
+            others = reqs[1:] if proven else reqs
+            checks = _checks(others)
+            if single and proven and others:
+                # The next requirement decides most candidates (`A AND B`
+                # with A the trigger is a candidate wherever A occurs, but
+                # matches only where B occurs too): each single key of the
+                # trigger also waits for the rarest key of some conjunction
+                # of that requirement. If those conjunctions are single keys,
+                # nothing else is left and no two-key conjunction can make
+                # the rule a candidate without them, the rest is proven.
+                after = sorted({_rarest(conj) for conj in others[0]})
+                if not pairs and len(others) == 1 and all(len(conj) == 1 for conj in others[0]):
+                    checks = ()
+                pairs.update((key, other) for key in single for other in after)
+                single = set()
             for key in sorted(single):
                 trigger.setdefault(key, []).append(i)
             for key, other in sorted(pairs):
                 paired.setdefault(key, []).append((other, i))
-            # A trigger of one- and two-key conjunctions proves its requirement.
-            proven = all(len(conj) <= 2 for conj in best)
-            rest.append(_checks(reqs[1:] if proven else reqs))
+            rest.append(checks)
         self._trigger = {key: tuple(ids) for key, ids in trigger.items()}
         self._paired = {key: tuple(pairs) for key, pairs in paired.items()}
         self._always = tuple(always)
@@ -1267,7 +1358,8 @@ class Matcher:
         if rules:
             memory.rules[word] = tuple(rules)
         if pairs:
-            memory.pairs[word] = (tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            memory.pair_keys[word] = tuple(p[0] for p in pairs)
+            memory.pair_rules[word] = tuple(p[1] for p in pairs)
             memory.paired.add(word)
         if keys:
             memory.prefixes[word] = tuple(keys)
@@ -1310,10 +1402,12 @@ class Matcher:
             # contains "*", so no lookup of a word changes).
             if prefix_words:
                 vocabulary.update(prefix_words)
-            present = vocabulary.__contains__
-            for word in rest & memory.paired:
-                others, rules = memory.pairs[word]
-                candidates.update(compress(rules, map(present, others)))
+            # All in C again: the rules of every pair of the document's words
+            # whose other key is present (a set iterates in the same order twice).
+            words = rest & memory.paired
+            others = chain.from_iterable(map(memory.pair_keys.__getitem__, words))
+            rules = chain.from_iterable(map(memory.pair_rules.__getitem__, words))
+            candidates.update(compress(rules, map(vocabulary.__contains__, others)))
         return sorted(candidates), prefix_words
 
     # -- matching ------------------------------------------------------------

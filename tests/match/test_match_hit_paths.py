@@ -167,3 +167,107 @@ def test_fast_snippet_equals_snippet(text: str, spans: list[tuple[int, int, str]
     order = {"title": 0, "summary": 1, "body": 2}
     matches.sort(key=lambda m: (order[m.field], m.start, m.end))
     assert engine._fast_snippet(texts, matches) == engine._snippet(texts, matches)
+
+
+# Words that occur inside one another ("ab" in "abab", "b" in "ab"), a soft
+# hyphen that folds to nothing (so raw and kept token numbers differ), and
+# separators that are no token characters.
+_nested_words = st.sampled_from(["ab", "abab", "b", "Ab", "bab", "ğa", "\u00ad", "a\u00adb", "ǝb", "1b"])
+
+
+@st.composite
+def _nested_texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(_nested_words, min_size=1, max_size=80))
+    separator = st.sampled_from([" ", ", ", "\n\n", "-", "’", "_"])
+    seps = draw(st.lists(separator, min_size=len(words), max_size=len(words)))
+    return "".join(w + s for w, s in zip(words, seps, strict=True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(_nested_texts(), _field_texts()), st.randoms(use_true_random=False), st.sampled_from([0, 2, 48])
+)
+def test_token_offsets_found_by_searching_the_text_equal_a_full_running_sum(
+    text: str, rnd: random.Random, near: int
+) -> None:
+    # With `_NEAR_TOKENS` at 0 every offset not asked before is searched for
+    # in the text (forwards or backwards), which must find the same token.
+    saved = engine._NEAR_TOKENS
+    engine._NEAR_TOKENS = near
+    try:
+        index = engine._FieldIndex(text)
+        n = len(index.words)
+        if not n:
+            return
+        bounds = list(accumulate(map(len, index._parts)))
+        keep = index._keep or list(range(n))
+        for _ in range(10):
+            first = rnd.randrange(n)
+            last = min(n - 1, first + rnd.randrange(3))
+            assert index.chars(first, last) == (bounds[2 * keep[first]], bounds[2 * keep[last] + 1])
+    finally:
+        engine._NEAR_TOKENS = saved
+
+
+def test_searching_for_a_token_skips_occurrences_inside_other_tokens() -> None:
+    saved = engine._NEAR_TOKENS
+    engine._NEAR_TOKENS = 0
+    try:
+        # "ab" occurs inside "abab" and "xab" before its own occurrences, more
+        # often than a search may skip (then offsets are counted instead).
+        for text in ("abab xab ab ab", "abab xab abab xab cab ab", "ab\u00ad ab", "ABab ab Ab ab"):
+            index = engine._FieldIndex(text)
+            bounds = list(accumulate(map(len, index._parts)))
+            keep = index._keep or list(range(len(index.words)))
+            for order in (range(len(index.words)), reversed(range(len(index.words)))):
+                index = engine._FieldIndex(text)
+                for i in order:
+                    assert index.chars(i, i) == (bounds[2 * keep[i]], bounds[2 * keep[i] + 1]), (text, i)
+    finally:
+        engine._NEAR_TOKENS = saved
+
+
+def test_a_trigger_word_waits_for_the_next_requirement() -> None:
+    entities = {
+        "org": EntitySpec("org", ("Alpha", "Betacorp", "Gamma Delta")),
+        "pair": EntitySpec("pair", ("Lomoz", "Hamat")),
+    }
+    rules = [
+        RuleSpec("and", "tiberian AND wheat"),
+        RuleSpec("entity", "@pair AND grain*"),
+        RuleSpec("or", "tiberian AND (wheat OR barley)"),
+        RuleSpec("three", "tiberian AND wheat AND barley"),
+        RuleSpec("mixed", "@org AND wheat"),
+        RuleSpec("not", "tiberian AND NOT wheat"),
+    ]
+    matcher = Matcher(rules, entities)
+    # Single keys with a single-key requirement left are proven by their pairs.
+    by_id = {rule.spec.id: i for i, rule in enumerate(matcher._rules)}
+    assert matcher._rest[by_id["and"]] == () and matcher._rest[by_id["entity"]] == ()
+    assert matcher._rest[by_id["or"]] == ()
+    # A third requirement, or a phrase alias among the trigger's, still checks.
+    assert matcher._rest[by_id["three"]] != () and matcher._rest[by_id["mixed"]] != ()
+    texts = [
+        "tiberian alone",
+        "tiberian and wheat",
+        "the tiberian barley",
+        "tiberian wheat barley",
+        "Lomoz grains",
+        "Hamat grain here, Lomoz",
+        "hamat without the other",
+        "Gamma Delta wheat",
+        "Alpha wheat, Betacorp",
+        "Gamma wheat",
+    ]
+    for text in texts:
+        doc = Document(title="t", body=text)
+        assert matcher.match(doc) == matcher.match_naive(doc), text
+    candidates = {
+        text: {matcher._rules[i].spec.id for i in matcher._candidates({w for w in text.lower().split()})[0]}
+        for text in texts
+    }
+    assert "and" not in candidates["tiberian alone"] and "and" in candidates["tiberian and wheat"]
+    assert "entity" not in candidates["hamat without the other"]
+    assert [h.rule_id for h in matcher.match(Document(body="tiberian wheat barley"))] == [
+        "and", "or", "three",
+    ]
