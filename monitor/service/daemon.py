@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
@@ -31,6 +32,7 @@ from monitor.store.db import Database, redact_url
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+DOUBLE_SIGNAL_SECONDS = 0.5
 WATCH_SECONDS = 2.0
 FOLD_SECONDS = 5.0
 HEALTH_SECONDS = 30.0
@@ -92,6 +94,7 @@ class Daemon:
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_again = False
         self._stop = asyncio.Event()
+        self._stop_requested = 0.0
         self._background: set[asyncio.Task[None]] = set()
 
     def _policy(self, feed_id: str) -> FeedPolicy:
@@ -305,18 +308,25 @@ class Daemon:
 
     # ----------------------------------------------------------------- lifecycle
 
-    def request_stop(self) -> None:
+    def request_stop(self, sig: int | None = None) -> None:
+        """SIGTERM/SIGINT: stop cleanly. A second Ctrl-C (SIGINT) exits at once; a repeated
+        SIGTERM, or the same SIGINT delivered twice in a moment (``timeout`` signals both
+        the child and its group), does not."""
+        now = time.monotonic()
         if self._stop.is_set():
-            log.warning("second stop signal: exiting at once")
-            os._exit(130)
+            if sig == signal.SIGINT and now - self._stop_requested > DOUBLE_SIGNAL_SECONDS:
+                log.warning("second stop signal: exiting at once")
+                os._exit(130)
+            return
         log.info("stopping")
+        self._stop_requested = now
         self._stop.set()
 
     async def run(self) -> int:
         await self.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(sig, self.request_stop, sig)
         reloads: set[asyncio.Task[bool]] = set()
 
         def on_sighup() -> None:
