@@ -45,14 +45,16 @@ def test_articles_and_hits_are_stored_once(db_url: str) -> None:
     db.call(queries.sync_feeds, [("f", "http://a.test/feed", "F")], now)
     entry = Entry(key="g1", url=None, title="T", summary="", body="", author=None, lang="en",
                   published_at=now)
-    first = db.call(queries.insert_article, "f", entry, now)
+    row = queries.NewArticle(entry, canonical_url=None, content_hash=None, story_id=None)
+    inserted = db.call(queries.insert_articles, "f", [row], now)
+    first = inserted["g1"]
     assert isinstance(first, int)
-    assert db.call(queries.insert_article, "f", entry, now) is None
+    assert db.call(queries.insert_articles, "f", [row], now) == {}
     hit = {"rule_id": "r", "article_id": first, "matches": [], "snippet": "", "score": 1.0,
            "alerted": True, "now": now}
     assert isinstance(db.call(queries.insert_hit, **hit), int)
     assert db.call(queries.insert_hit, **hit) is None
-    assert db.call(queries.stored_entry_keys, "f", ["g1", "g2"]) == {"g1"}
+    assert set(db.call(queries.stored_entries, "f", ["g1", "g2"])) == {"g1"}
     stored = db.call(queries.list_feeds)[0]
     assert stored.created_at.tzinfo is not None, "datetimes come back timezone-aware"
     db.dispose()

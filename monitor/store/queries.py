@@ -208,26 +208,6 @@ def stored_entries(session: Session, feed_id: str, keys: Sequence[str]) -> dict[
     return found
 
 
-def stored_entry_keys(session: Session, feed_id: str, keys: Sequence[str]) -> set[str]:
-    return set(stored_entries(session, feed_id, keys))
-
-
-def insert_article(session: Session, feed_id: str, entry: Entry, now: datetime, *,
-                   canonical_url: str | None = None, content_hash: str | None = None,
-                   story_id: int | None = None, fulltext_error: str | None = None) -> int | None:
-    """Store an entry once; returns the article id, or None if the feed already had it."""
-    statement = (
-        _insert(session, Article)
-        .values(feed_id=feed_id, entry_key=entry.key, url=entry.url, title=entry.title,
-                summary=entry.summary, body=entry.body, author=entry.author, lang=entry.lang,
-                published_at=entry.published_at, fetched_at=now, canonical_url=canonical_url,
-                content_hash=content_hash, story_id=story_id, fulltext_error=fulltext_error)
-        .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-        .returning(Article.id)
-    )
-    return session.execute(statement).scalar_one_or_none()
-
-
 def insert_articles(session: Session, feed_id: str, rows: Sequence[NewArticle], now: datetime
                     ) -> dict[str, int]:
     """Store many entries of one feed at once; returns entry key → new article id for those
@@ -479,11 +459,6 @@ def retry_deliveries(session: Session, now: datetime, *, ids: Sequence[int] = ()
     result = session.execute(query.values(status="pending", attempts=0, next_attempt_at=now,
                                           created_at=now))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def outbox_depth(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(Delivery)
-                              .where(Delivery.status == "pending")) or 0)
 
 
 def archive_articles(session: Session, since: datetime, limit: int = 100_000
