@@ -10,31 +10,15 @@ the next.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import random
 import sys
 from itertools import accumulate
-from pathlib import Path
-from types import ModuleType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.match import Document, EntitySpec, Evidence, Matcher, RuleHit, RuleSpec, engine
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "match.py"
-
-
-def load_bench() -> ModuleType:
-    name = "_pressmon_bench_match"  # shared with test_match_onepass
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.match.benchmod import load_bench
 
 
 def _bench_world(seed: int, rules: int = 300, articles: int = 30) -> tuple[Matcher, list[Document], object]:

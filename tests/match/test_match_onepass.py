@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,20 +20,7 @@ from monitor.match import (
     parse_query,
 )
 from monitor.match import engine as engine_module
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "match.py"
-
-
-def load_bench() -> ModuleType:
-    name = "_pressmon_bench_match"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.match.benchmod import load_bench
 
 
 def assert_same_hits(matcher: Matcher, doc: Document, **kwargs: object) -> list[str]:
