@@ -28,13 +28,14 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from monitor import nlp
 from monitor.ingest.opml import OpmlError, read_opml
 from monitor.match import EntitySpec, Matcher, RuleSpec
 from monitor.notify.webhook import decode_secret
-from monitor.units import parse_duration, parse_rate, parse_size
+from monitor.units import format_duration, parse_duration, parse_rate, parse_size
 from monitor.yamlsource import Problem, Source, interpolate, load_source
 
 DEFAULT_CONFIG = Path("config/pressmon.yaml")
@@ -97,6 +98,18 @@ class PollSettings(_Strict):
     allow_private_networks: bool | list[Annotated[str, AfterValidator(_network)]] = False
     """true allows feeds on loopback and private addresses; a list allows just those networks
     (CIDRs such as 10.20.0.0/16 for an intranet)."""
+    lease: Duration = timedelta(minutes=2)
+    """How long a daemon holds a feed while it polls it. With several daemons on one
+    PostgreSQL, a killed daemon's feeds are polled by another once this lapses. Must be
+    longer than `timeout` (a poll also parses and stores)."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_fetch(self) -> PollSettings:
+        if self.lease < 2 * self.timeout:
+            raise ValueError(f"lease ({format_duration(self.lease)}) must be at least twice "
+                             f"timeout ({format_duration(self.timeout)}), or a slow poll would "
+                             "lose its feed mid-way")
+        return self
 
 
 class ServerSettings(_Strict):
@@ -242,16 +255,17 @@ AnyChannel = ConsoleChannel | WebhookChannel | SlackChannel | EmailChannel | App
 
 class RetentionSettings(_Strict):
     articles: Duration = timedelta(days=90)
-    """Articles without hits older than this are pruned (not built yet)."""
+    """Articles without hits published and fetched longer ago than this are pruned (daily, in
+    small batches); hits and their articles stay."""
 
 
 class HealthSettings(_Strict):
     notify: list[str] = []
     """Channels for feed health alerts."""
     failing_for: Duration = timedelta(hours=1)
-    """A feed failing this long raises a health alert (not built yet)."""
+    """A feed failing this long raises a health alert (and a recovery message when it ends)."""
     silent_for: Duration = timedelta(days=2)
-    """A feed with no new entry this long raises a health alert (not built yet)."""
+    """A feed with no new entry this long raises a health alert."""
 
 
 class DefaultSettings(_Strict):

@@ -22,7 +22,7 @@ def test_migrations_create_exactly_the_models(db_url: str) -> None:
     db = Database(db_url)
     db.upgrade()
     db.upgrade()  # idempotent: every start runs it
-    assert current_revision(db.engine) == "0004"
+    assert current_revision(db.engine) == "0005"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
@@ -77,5 +77,5 @@ def test_db_upgrade_command(tmp_path: Path, write_config: WriteConfig,
                             capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config({"database": f"sqlite:///{tmp_path / 'cmd.db'}", "rules": []})
     assert main(["db", "upgrade", "--config", str(config)]) == 0
-    assert "at revision 0004" in capsys.readouterr().out
+    assert "at revision 0005" in capsys.readouterr().out
     assert (tmp_path / "cmd.db").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 BASE_DELAY = 5.0
 MAX_DELAY = 3600.0
 BATCH = 200
+CLAIM = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,14 @@ def utcnow() -> datetime:
 class Dispatcher:
     def __init__(self, db: Database, channels: Mapping[str, Channel],
                  policies: Mapping[str, RetryPolicy], *,
-                 clock: Callable[[], datetime] = utcnow,
+                 clock: Callable[[], datetime] = utcnow, owner: str = "local",
                  on_result: Callable[[str, str], None] = lambda _channel, _status: None) -> None:
         self._on_result = on_result  # (channel, "sent" | "retry" | "failed"), e.g. for metrics
         self._db = db
         self._channels = channels
         self._policies = policies
         self._clock = clock
+        self._owner = owner            # this process, as named in claims
         self._lock = asyncio.Lock()
 
     def configure(self, channels: Mapping[str, Channel], policies: Mapping[str, RetryPolicy]) -> None:
@@ -65,23 +68,32 @@ class Dispatcher:
             return await self._run()
 
     async def _run(self) -> int:
-        due = await self._db.run(queries.due_deliveries, self._clock(), BATCH)
+        due = await self._db.run(queries.claim_deliveries, self._owner, self._clock(), BATCH,
+                                 CLAIM)
         if not due:
             return 0
+        send_until = time.monotonic() + CLAIM.total_seconds() / 2
         by_channel: dict[str, list[queries.DueDelivery]] = {}
         for delivery in due:
             by_channel.setdefault(delivery.channel, []).append(delivery)
         # Channels run side by side; within one channel alerts keep their order.
-        results = await asyncio.gather(*(self._send_all(name, rows)
+        results = await asyncio.gather(*(self._send_all(name, rows, send_until)
                                           for name, rows in by_channel.items()))
         sent = sum(results)
         log.info("delivered %d of %d due alerts", sent, len(due))
         return len(due)
 
-    async def _send_all(self, channel_name: str, rows: list[queries.DueDelivery]) -> int:
+    async def _send_all(self, channel_name: str, rows: list[queries.DueDelivery],
+                        send_until: float) -> int:
         channel = self._channels.get(channel_name)
         sent = 0
-        for delivery in rows:
+        for index, delivery in enumerate(rows):
+            if time.monotonic() > send_until:
+                rest = [d.id for d in rows[index:]]
+                await self._db.run(queries.release_deliveries, self._clock(), self._owner,
+                                   ids=rest)
+                log.info("%s is slow: %d alerts go back to the queue", channel_name, len(rest))
+                break
             if channel is None:
                 await self._failed(delivery, DeliveryError(
                     f"channel {channel_name!r} is no longer configured"))
@@ -100,6 +112,10 @@ class Dispatcher:
                 self._on_result(channel_name, "sent")
                 sent += 1
         return sent
+
+    async def release(self) -> int:
+        """Give back this process's claimed, unsent rows (on a clean stop)."""
+        return await self._db.run(queries.release_deliveries, self._clock(), self._owner)
 
     async def _failed(self, delivery: queries.DueDelivery, error: DeliveryError) -> None:
         now = self._clock()

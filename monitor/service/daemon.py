@@ -7,9 +7,11 @@ import gc
 import logging
 import os
 import signal
+import socket
 import time
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,6 +28,7 @@ from monitor.service.health import check_health
 from monitor.service.http import HttpServer
 from monitor.service.metrics import Metrics
 from monitor.service.poller import FeedPolicy, ParsePool, Poller, PollResult, RuleSet
+from monitor.service.retention import apply_retention
 from monitor.store import queries
 from monitor.store.db import Database, redact_url
 
@@ -38,11 +41,21 @@ FOLD_SECONDS = 5.0
 HEALTH_SECONDS = 30.0
 GAUGE_SECONDS = 5.0
 WEBSUB_SECONDS = 60.0
+RETENTION_EVERY = timedelta(days=1)
+RETENTION_FIRST = timedelta(minutes=1)   # after start, once the first polls are under way
 STOP_GRACE_SECONDS = 8.0
+LEADER_LEASE = "singleton-jobs"
+LEADER_TTL = timedelta(seconds=30)   # renewed every FOLD_SECONDS by the process holding it
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def instance_name() -> str:
+    """How this process names itself in leases and claims: host, pid and a random tag (a
+    restarted process with a recycled pid is still someone else)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _fingerprint(settings: Settings) -> tuple[tuple[str, int, int], ...]:
@@ -63,6 +76,8 @@ class Daemon:
         self._clock = clock
         self.settings = settings
         self.db = Database(settings.database_url)
+        self.instance = instance_name()
+        self._leader = False
         poll = settings.poll
         self.fetcher = Fetcher(timeout=poll.timeout, max_body=poll.max_body,
                                concurrency=poll.concurrency, per_host=poll.per_host,
@@ -82,7 +97,7 @@ class Daemon:
                              ner=Ner.load, metrics=self.metrics, clock=clock,
                              parse_pool=self.parse_pool)
         self.dispatcher = Dispatcher(
-            self.db, self.channels, retry_policies(settings), clock=clock,
+            self.db, self.channels, retry_policies(settings), clock=clock, owner=self.instance,
             on_result=lambda channel, status: self.metrics.alerts.labels(channel, status).inc())
         public_url = settings.file.server.public_url
         self.websub = (WebSub(self.db, public_url, self._pushed, clock=clock)
@@ -91,6 +106,8 @@ class Daemon:
         self._scheduler_running = False
         self.folder = Folder(self.db, self._fold_policy, clock=clock)
         self._in_flight: dict[str, asyncio.Task[PollResult]] = {}
+        self._claiming = asyncio.Lock()
+        self._more_due = False
         self._dispatching: asyncio.Task[None] | None = None
         self._dispatch_again = False
         self._stop = asyncio.Event()
@@ -136,8 +153,24 @@ class Daemon:
         for status, count in by_status.items():
             self.metrics.feeds.labels(status).set(count)
 
+    async def leading(self) -> bool:
+        """Whether this process runs the cluster's singleton jobs (digests, throttle
+        summaries, health checks, WebSub upkeep): it holds, or now takes, their lease.
+        With one daemon that is always this one."""
+        try:
+            leader = await self.db.run(queries.take_lease, LEADER_LEASE, self.instance,
+                                       self._clock(), LEADER_TTL)
+        except Exception:  # noqa: BLE001 - no database, no singleton jobs this tick
+            log.warning("could not renew the lease on singleton jobs", exc_info=True)
+            leader = False
+        if leader != self._leader:
+            log.info("this process %s digests, health checks and WebSub upkeep",
+                     "now runs" if leader else "no longer runs")
+            self._leader = leader
+        return leader
+
     async def websub_tick(self) -> None:
-        if self.websub is None or self._stop.is_set():
+        if self.websub is None or self._stop.is_set() or not await self.leading():
             return
         try:
             await self.websub.maintain()
@@ -152,6 +185,8 @@ class Daemon:
 
     async def fold_tick(self) -> None:
         """Build the digests and throttle summaries that are due, then deliver them."""
+        if not await self.leading():
+            return
         try:
             if await self.folder.run_once():
                 self.kick_dispatch()
@@ -160,6 +195,8 @@ class Daemon:
 
     async def health_tick(self) -> None:
         """Raise and clear feed health incidents (SPEC §3 `health`)."""
+        if not await self.leading():
+            return
         health = self.settings.file.health
         try:
             made = await self.db.run(check_health, self._clock(), failing_for=health.failing_for,
@@ -170,15 +207,39 @@ class Daemon:
         if made:
             self.kick_dispatch()
 
+    async def retention_tick(self) -> None:
+        """Prune old articles and stories (SPEC §8 retention), once across the cluster."""
+        if self._stop.is_set() or not await self.leading():
+            return
+        try:
+            await apply_retention(self.db, self._clock(), self.settings.file.retention.articles)
+        except Exception:
+            log.exception("retention failed; will retry tomorrow")
+
     async def start(self) -> None:
         log.info("database %s", redact_url(self.db.url))
         await asyncio.to_thread(self.db.upgrade)
         feeds = [(f.id, f.url, f.name) for f in self.settings.feeds]
         await self.db.run(queries.sync_feeds, feeds, self._clock())
+        if self.db.dialect == "sqlite":
+            # One daemon per SQLite file (the instance lock): claims left by a killed
+            # predecessor are stale, so they end now rather than when they lapse.
+            await self.db.run(queries.release_feeds, self._clock())
+            await self.db.run(queries.release_deliveries, self._clock())
         log.info("%d feeds, %d rules, channels: %s", len(feeds), len(self.settings.rules),
                  ", ".join(self.channels) or "none")
         for warning in self.settings.warnings:
             log.warning("%s", warning)
+
+    async def release(self) -> None:
+        """Hand back what this process holds, so the others take over at once."""
+        now = self._clock()
+        try:
+            await self.db.run(queries.release_feeds, now, self.instance)
+            await self.dispatcher.release()
+            await self.db.run(queries.drop_lease, LEADER_LEASE, self.instance)
+        except Exception:  # noqa: BLE001 - claims lapse on their own; stopping goes on
+            log.warning("could not release claims; they lapse on their own", exc_info=True)
 
     async def close(self) -> None:
         if self.http is not None:
@@ -194,17 +255,32 @@ class Daemon:
     # ----------------------------------------------------------------- polling
 
     async def poll_due(self) -> None:
-        """Start a poll for every due feed that is not already being polled."""
-        if self._stop.is_set():
-            return
-        limit = self.settings.poll.concurrency * 2
-        for feed in await self.db.run(queries.due_feeds, self._clock(),
-                                      limit + len(self._in_flight)):
-            if feed.id in self._in_flight:
-                continue
-            task = asyncio.create_task(self._poll_one(feed), name=f"poll:{feed.id}")
-            self._in_flight[feed.id] = task
-            task.add_done_callback(lambda _t, fid=feed.id: self._in_flight.pop(fid, None))
+        """Claim due feeds (a lease each, so no other daemon polls them meanwhile) and start
+        their polls, keeping about twice ``poll.concurrency`` polls started: enough to keep
+        the fetcher busy, few enough that no claimed feed waits long for its turn."""
+        async with self._claiming:
+            room = self.settings.poll.concurrency * 2 - len(self._in_flight)
+            if self._stop.is_set() or room <= 0:
+                self._more_due = room <= 0
+                return
+            feeds = await self.db.run(queries.claim_feeds, self.instance, self._clock(), room,
+                                      self.settings.poll.lease)
+            # A full claim means more may be due: claim again as soon as a poll ends.
+            self._more_due = len(feeds) == room
+            for feed in feeds:
+                if feed.id in self._in_flight:
+                    continue   # a poll that outlived its lease: let it finish
+                task = asyncio.create_task(self._poll_one(feed), name=f"poll:{feed.id}")
+                self._in_flight[feed.id] = task
+                task.add_done_callback(lambda _t, fid=feed.id: self._poll_done(fid))
+
+    def _poll_done(self, feed_id: str) -> None:
+        self._in_flight.pop(feed_id, None)
+        if self._more_due and not self._stop.is_set():
+            self._more_due = False
+            task = asyncio.create_task(self.poll_due(), name="poll-due")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _poll_one(self, feed: queries.FeedState) -> PollResult:
         try:
@@ -348,6 +424,9 @@ class Daemon:
                           max_instances=1, coalesce=True)
         scheduler.add_job(self.refresh_gauges, "interval", seconds=GAUGE_SECONDS, id="gauges",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
+        scheduler.add_job(self.retention_tick, "interval",
+                          seconds=RETENTION_EVERY.total_seconds(), id="retention",
+                          next_run_time=utcnow() + RETENTION_FIRST, max_instances=1, coalesce=True)
         if self.websub is not None:
             scheduler.add_job(self.websub_tick, "interval", seconds=WEBSUB_SECONDS, id="websub",
                               next_run_time=utcnow(), max_instances=1, coalesce=True)
@@ -363,6 +442,7 @@ class Daemon:
             scheduler.shutdown(wait=False)
             self._scheduler_running = False
             await self._drain()
+            await self.release()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.close()

@@ -324,7 +324,8 @@ class Poller:
                                body_hash=result.body_hash,
                                entries_per_day=publishing_rate(feed.entries_per_day, 0,
                                                                feed.last_success_at, now),
-                               interval_s=int(interval.total_seconds()))
+                               interval_s=int(interval.total_seconds()),
+                               owner=feed.lease_owner)
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
         try:
@@ -452,13 +453,16 @@ class Poller:
                 self._hit(session, outcome, ruleset, feed, item, hit, article_id, story_id,
                           fresh, now)
         if result is not None and next_poll is not None:
-            queries.record_success(
+            if not queries.record_success(
                 session, feed.id, now, next_poll, status="ok", etag=result.validators.etag,
                 last_modified=result.validators.last_modified, body_hash=result.body_hash,
                 new_entries=outcome.new_articles,
                 entries_per_day=publishing_rate(feed.entries_per_day, outcome.new_articles,
                                                 feed.last_success_at, now),
-                interval_s=int(interval.total_seconds()) if interval else None)
+                interval_s=int(interval.total_seconds()) if interval else None,
+                owner=feed.lease_owner):
+                log.warning("feed %s: this poll outlived its lease; another process polls the "
+                            "feed now (raise poll.lease above poll.timeout)", feed.id)
             if feed.websub_active and outcome.new_articles:
                 # Polling found what push should have brought: stop trusting push here.
                 queries.mark_push_unreliable(session, feed.id)
@@ -502,7 +506,7 @@ class Poller:
             status = "error"
             delay = failure_delay(policy, feed.consecutive_failures + 1, retry_after)
         failures = await self._db.run(queries.record_failure, feed.id, now, now + delay, error,
-                                      status=status)
+                                      status=status, owner=feed.lease_owner)
         log.warning("feed %s: %s (failure %d, next try in %ds)", feed.id, error, failures,
                     int(delay.total_seconds()))
         return PollResult(feed.id, status, error=error)

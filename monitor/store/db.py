@@ -10,9 +10,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# Transaction-level advisory locks (PostgreSQL) that serialise the few steps several daemons
+# on one database must not run at the same moment.
+LOCK_MIGRATIONS = 0x70_6D_00_01      # schema upgrades on start
+LOCK_FEED_SYNC = 0x70_6D_00_02       # making the feeds table follow the config
+LOCK_STORIES = 0x70_6D_00_03         # starting stories (copies of one story must join it)
+
+
+def cluster_lock(conn: Connection | Session, key: int) -> None:
+    """Hold advisory lock ``key`` until the transaction ends (PostgreSQL). Elsewhere a no-op:
+    SQLite has one writer at a time, and one daemon per file."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    if bind.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def normalize_url(url: str) -> str:
@@ -66,6 +80,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as connection:
+        cluster_lock(connection, LOCK_MIGRATIONS)   # daemons starting together upgrade once
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -94,6 +94,8 @@ class Feed(Base):
     websub_state: Mapped[str | None] = mapped_column(String(20))
     websub_lease_until: Mapped[datetime | None]
     push_unreliable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # the process polling it now; its lease runs until next_poll_at (SPEC §8 scale-out)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
 
 
 class Story(Base):
@@ -197,3 +199,16 @@ class Delivery(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     folded_into: Mapped[str | None] = mapped_column(String(40))
+    # the process sending it now; its claim runs until next_attempt_at
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Lease(Base):
+    """A cluster-wide singleton job (digests, health checks, WebSub upkeep): run by whichever
+    process holds the lease, taken over by another when it lapses."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.ingest.parse import Entry
-from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Story, StoryBand
+from monitor.store.db import LOCK_FEED_SYNC, LOCK_STORIES, cluster_lock
+from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Lease, Story, StoryBand
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,20 @@ class FeedState:
     last_success_at: datetime | None = None
     entries_per_day: float | None = None
     websub_active: bool = False        # a verified WebSub subscription that has not missed items
+    lease_owner: str | None = None     # the process that claimed this poll (None: unclaimed)
 
 
 def _state(r: Feed) -> FeedState:
     return FeedState(r.id, r.url, r.name, r.etag, r.last_modified, r.body_hash,
                      r.consecutive_failures, r.last_success_at, r.entries_per_day,
-                     r.websub_state == "active" and not r.push_unreliable)
+                     r.websub_state == "active" and not r.push_unreliable, r.lease_owner)
+
+
+def _held_by(owner: str | None) -> Any:
+    """Rows a process may still write a poll's outcome to: unclaimed ones (a push, a
+    ``--once`` run) or claimed by ``owner``. A process whose lease lapsed and was taken over
+    leaves the feed to its new owner."""
+    return Feed.lease_owner.is_(None) if owner is None else Feed.lease_owner == owner
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str, str | None]],
     get it filled in. A feed that leaves the config keeps its row (its articles and hits
     stay) but stops being polled.
     """
+    cluster_lock(session, LOCK_FEED_SYNC)   # daemons starting together add each feed once
     wanted = {feed_id: (url, name) for feed_id, url, name in feeds}
     existing = {f.id: f for f in session.scalars(select(Feed))}
     for feed_id, (url, name) in wanted.items():
@@ -119,6 +129,42 @@ def due_feeds(session: Session, now: datetime, limit: int) -> list[FeedState]:
     return [_state(r) for r in rows]
 
 
+def _skip_locked(session: Session, query: Any) -> Any:
+    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL: concurrent claimers take different rows
+    instead of waiting for each other. SQLite has one writer (and one daemon) anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def claim_feeds(session: Session, owner: str, now: datetime, limit: int,
+                lease: timedelta) -> list[FeedState]:
+    """Take up to ``limit`` due feeds for ``owner`` to poll.
+
+    The lease runs until ``next_poll_at`` (moved to ``now + lease``): no other process sees
+    the feed as due before then, and the poll's outcome sets the real next poll. A process
+    killed mid-poll leaves the feed to whoever claims it after the lease lapses.
+    """
+    rows = list(session.scalars(_skip_locked(session, (
+        select(Feed)
+        .where(Feed.active.is_(True), Feed.next_poll_at <= now)
+        .order_by(Feed.next_poll_at)
+        .limit(limit)))))
+    for row in rows:
+        row.lease_owner, row.next_poll_at = owner, now + lease
+    return [_state(r) for r in rows]
+
+
+def release_feeds(session: Session, now: datetime, owner: str | None = None) -> int:
+    """Give back feeds claimed and not polled: ``owner``'s (on a clean stop), or every
+    process's (``owner=None``: on start with SQLite, where only one daemon can run)."""
+    query = update(Feed).where(Feed.lease_owner.is_not(None))
+    if owner is not None:
+        query = query.where(Feed.lease_owner == owner)
+    result = session.execute(query.values(lease_owner=None, next_poll_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def feed_state(session: Session, feed_id: str) -> FeedState | None:
     row = session.get(Feed, feed_id)
     return _state(row) if row is not None and row.active else None
@@ -127,10 +173,13 @@ def feed_state(session: Session, feed_id: str) -> FeedState | None:
 def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: datetime, *,
                    status: str, etag: str | None = None, last_modified: str | None = None,
                    body_hash: str | None = None, new_entries: int = 0,
-                   entries_per_day: float | None = None, interval_s: int | None = None) -> None:
+                   entries_per_day: float | None = None, interval_s: int | None = None,
+                   owner: str | None = None) -> bool:
+    """Record a successful poll and end its lease; False when the lease was lost to another
+    process (then that process's poll is the one recorded)."""
     values: dict[str, Any] = {
         "status": status, "last_error": None, "last_fetch_at": now, "last_success_at": now,
-        "next_poll_at": next_poll_at, "consecutive_failures": 0,
+        "next_poll_at": next_poll_at, "consecutive_failures": 0, "lease_owner": None,
     }
     if status != "not_modified":
         values.update(etag=etag, last_modified=last_modified, body_hash=body_hash)
@@ -140,7 +189,9 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
         values["entries_per_day"] = entries_per_day
     if interval_s is not None:
         values["interval_s"] = interval_s
-    session.execute(update(Feed).where(Feed.id == feed_id).values(**values))
+    result = session.execute(update(Feed).where(Feed.id == feed_id, _held_by(owner))
+                             .values(**values))
+    return bool(getattr(result, "rowcount", 0))
 
 
 def record_pushed(session: Session, feed_id: str, now: datetime) -> None:
@@ -164,13 +215,14 @@ def mark_push_unreliable(session: Session, feed_id: str) -> None:
 
 
 def record_failure(session: Session, feed_id: str, now: datetime, next_poll_at: datetime,
-                   error: str, *, status: str = "error") -> int:
-    """Record a failed poll (status ``error``, or ``gone`` for HTTP 410); returns the new
-    count of consecutive failures. The feed stays active: it is polled again at
-    ``next_poll_at``."""
-    feed = session.get(Feed, feed_id)
+                   error: str, *, status: str = "error", owner: str | None = None) -> int:
+    """Record a failed poll (status ``error``, or ``gone`` for HTTP 410) and end its lease;
+    returns the new count of consecutive failures (0 when the lease was lost to another
+    process). The feed stays active: it is polled again at ``next_poll_at``."""
+    feed = session.scalar(select(Feed).where(Feed.id == feed_id, _held_by(owner)))
     if feed is None:
         return 0
+    feed.lease_owner = None
     feed.status = status
     feed.last_error = error[:2000]
     feed.last_fetch_at = now
@@ -278,6 +330,10 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
     article from this same feed; else it starts a new story. Articles of one batch never
     join each other: a feed does not syndicate itself.
     """
+    if not keys:
+        return []
+    # Two daemons storing copies of one story at the same moment must not both start it.
+    cluster_lock(session, LOCK_STORIES)
     by_url: dict[str, int] = {}
     urls = sorted({k.canonical_url for k in keys if k.canonical_url})
     for chunk in _chunks(urls):
@@ -413,27 +469,53 @@ def alert_exists(session: Session, alert_id: str) -> bool:
     return session.get(Alert, alert_id) is not None
 
 
-def due_deliveries(session: Session, now: datetime, limit: int) -> list[DueDelivery]:
-    rows = session.execute(
-        select(Delivery, Alert.payload)
-        .join(Alert, Alert.id == Delivery.alert_id)
+def claim_deliveries(session: Session, owner: str, now: datetime, limit: int,
+                     claim: timedelta) -> list[DueDelivery]:
+    """Take up to ``limit`` due deliveries for ``owner`` to send.
+
+    As with feeds, the claim runs until ``next_attempt_at`` (moved to ``now + claim``): a
+    row is sent by one process at a time, and a killed process's rows come due again.
+    """
+    rows = list(session.scalars(_skip_locked(session, (
+        select(Delivery)
         .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
         .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
-    )
-    return [DueDelivery(d.id, d.alert_id, d.channel, d.attempts, d.created_at, payload)
-            for d, payload in rows]
+        .limit(limit)))))
+    if not rows:
+        return []
+    payloads = {alert_id: payload for alert_id, payload in session.execute(
+        select(Alert.id, Alert.payload).where(Alert.id.in_({d.alert_id for d in rows})))}
+    for row in rows:
+        row.claimed_by, row.next_attempt_at = owner, now + claim
+    return [DueDelivery(d.id, d.alert_id, d.channel, d.attempts, d.created_at,
+                        payloads[d.alert_id]) for d in rows]
+
+
+def release_deliveries(session: Session, now: datetime, owner: str | None = None,
+                       ids: Sequence[int] | None = None) -> int:
+    """Give back claimed, unsent deliveries (``owner``'s, or all with ``owner=None``; only
+    ``ids`` when given) so they are due now."""
+    query = update(Delivery).where(Delivery.status == "pending",
+                                   Delivery.claimed_by.is_not(None))
+    if owner is not None:
+        query = query.where(Delivery.claimed_by == owner)
+    if ids is not None:
+        query = query.where(Delivery.id.in_(list(ids)))
+    result = session.execute(query.values(claimed_by=None, next_attempt_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-        status="sent", attempts=Delivery.attempts + 1, sent_at=now, last_error=None))
+        status="sent", attempts=Delivery.attempts + 1, sent_at=now, last_error=None,
+        claimed_by=None))
 
 
 def mark_attempt_failed(session: Session, delivery_id: int, *, error: str,
                         next_attempt_at: datetime | None) -> None:
     """Count a failed attempt; ``next_attempt_at=None`` gives up (status ``failed``)."""
-    values: dict[str, Any] = {"attempts": Delivery.attempts + 1, "last_error": error[:2000]}
+    values: dict[str, Any] = {"attempts": Delivery.attempts + 1, "last_error": error[:2000],
+                              "claimed_by": None}
     if next_attempt_at is None:
         values["status"] = "failed"
     else:
@@ -468,6 +550,67 @@ def archive_articles(session: Session, since: datetime, limit: int = 100_000
         select(Article, Feed.name).join(Feed, Feed.id == Article.feed_id)
         .where(Article.fetched_at >= since).order_by(Article.id).limit(limit))
     return [(article, name) for article, name in rows]
+
+
+# --------------------------------------------------------------------------- retention
+
+def prune_articles(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` articles published and fetched before ``before`` that no hit
+    refers to; returns how many. Articles without a date stay: a feed that keeps such an
+    entry would otherwise bring it back as new (and alert on it again)."""
+    ids = session.scalars(
+        select(Article.id)
+        .where(Article.fetched_at < before, Article.published_at < before,
+               ~exists().where(Hit.article_id == Article.id))
+        .order_by(Article.id).limit(limit)).all()
+    if ids:
+        session.execute(delete(Article).where(Article.id.in_(ids)))
+    return len(ids)
+
+
+def prune_story_buckets(session: Session, before: datetime, limit: int) -> int:
+    """Delete the LSH buckets of up to ``limit`` stories started before ``before``; returns
+    how many stories lost theirs. Buckets older than the near-duplicate window are never
+    looked up again."""
+    ids = session.scalars(select(StoryBand.story_id).where(StoryBand.created_at < before)
+                          .distinct().limit(limit)).all()
+    if ids:
+        session.execute(delete(StoryBand).where(StoryBand.story_id.in_(ids)))
+    return len(ids)
+
+
+def prune_stories(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` stories started before ``before`` that no article, hit or
+    bucket refers to any more; returns how many."""
+    ids = session.scalars(
+        select(Story.id)
+        .where(Story.created_at < before,
+               ~exists().where(Article.story_id == Story.id),
+               ~exists().where(Hit.story_id == Story.id),
+               ~exists().where(StoryBand.story_id == Story.id))
+        .order_by(Story.id).limit(limit)).all()
+    if ids:
+        session.execute(delete(Story).where(Story.id.in_(ids)))
+    return len(ids)
+
+
+# --------------------------------------------------------------------------- leases
+
+def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the cluster-wide lease ``name``; True when ``owner`` holds it until
+    ``now + ttl``. Another process gets it only after it lapses."""
+    expires = now + ttl
+    statement = _insert(session, Lease).values(name=name, owner=owner, expires_at=expires)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Lease.name], set_={"owner": owner, "expires_at": expires},
+        where=or_(Lease.owner == owner, Lease.expires_at < now)))
+    return session.scalar(select(Lease.owner).where(Lease.name == name)) == owner
+
+
+def drop_lease(session: Session, name: str, owner: str) -> None:
+    """Give up a lease on a clean stop, so another process takes over at once."""
+    session.execute(update(Lease).where(Lease.name == name, Lease.owner == owner)
+                    .values(expires_at=datetime.min.replace(tzinfo=UTC)))
 
 
 def ping(session: Session) -> None:

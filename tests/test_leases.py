@@ -1,0 +1,169 @@
+"""Sharing work between daemons (SPEC §8): feed leases, outbox claims, the singleton-jobs lease.
+
+The claim queries run on both backends; the concurrent-claim tests need PostgreSQL's
+``SKIP LOCKED`` and run against it (they skip without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from monitor.config import load_settings
+from monitor.demo.server import FeedServer
+from monitor.service.daemon import Daemon
+from monitor.store import queries
+from monitor.store.db import Database
+from monitor.store.models import Delivery, Feed
+from tests.conftest import WriteConfig, rss
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=2)
+
+
+def feeds_db(url: str, count: int) -> Database:
+    db = Database(url)
+    db.upgrade()
+    db.call(queries.sync_feeds, [(f"f{i}", f"http://feeds.test/{i}", None) for i in range(count)],
+            NOW)
+    return db
+
+
+def alerts_db(url: str, count: int) -> Database:
+    db = feeds_db(url, 0)
+    for i in range(count):
+        db.call(queries.insert_alert, alert_id=f"a{i}", kind="hit", payload={"n": i},
+                channels={"hook": "pending"}, now=NOW)
+    return db
+
+
+def test_a_claimed_feed_is_nobody_elses_until_its_lease_lapses(db_url: str) -> None:
+    db = feeds_db(db_url, 3)
+    mine = db.call(queries.claim_feeds, "a", NOW, 10, LEASE)
+    assert sorted(f.id for f in mine) == ["f0", "f1", "f2"]
+    assert {f.lease_owner for f in mine} == {"a"}
+    assert db.call(queries.claim_feeds, "b", NOW + LEASE - timedelta(seconds=1), 10, LEASE) == []
+    # "a" is killed mid-poll: after the lease, "b" takes its feeds over ...
+    taken = db.call(queries.claim_feeds, "b", NOW + LEASE, 10, LEASE)
+    assert sorted(f.id for f in taken) == ["f0", "f1", "f2"]
+    # ... and a late outcome from "a" does not clobber b's lease
+    assert not db.call(queries.record_success, "f0", NOW + LEASE, NOW + LEASE * 5, status="ok",
+                       owner="a")
+    assert db.call(queries.record_failure, "f1", NOW + LEASE, NOW + LEASE * 5, "boom",
+                   owner="a") == 0
+    assert db.call(queries.record_success, "f0", NOW + LEASE, NOW + LEASE * 5, status="ok",
+                   owner="b")
+    with db.session() as s:
+        rows = {f.id: f for f in s.scalars(select(Feed))}
+    assert rows["f0"].lease_owner is None and rows["f0"].next_poll_at == NOW + LEASE * 5
+    assert rows["f1"].lease_owner == "b" and rows["f1"].status != "error"
+    db.dispose()
+
+
+def test_a_clean_stop_hands_feeds_back_at_once(db_url: str) -> None:
+    db = feeds_db(db_url, 4)
+    db.call(queries.claim_feeds, "a", NOW, 2, LEASE)
+    db.call(queries.claim_feeds, "b", NOW, 2, LEASE)
+    assert db.call(queries.release_feeds, NOW, "a") == 2
+    assert sorted(f.id for f in db.call(queries.claim_feeds, "c", NOW, 10, LEASE)) == ["f0", "f1"]
+    assert db.call(queries.release_feeds, NOW) == 4   # everyone's: a SQLite daemon starting
+    db.dispose()
+
+
+def test_concurrent_claimers_skip_each_others_feeds(pg_url: str) -> None:
+    db = feeds_db(pg_url, 10)
+    # Two daemons claim at the same moment: the first transaction is still open while the
+    # second runs, so the second must skip the locked rows instead of waiting or sharing.
+    with db.session() as first:
+        a = queries.claim_feeds(first, "a", NOW, 6, LEASE)
+        with db.session() as second:
+            b = queries.claim_feeds(second, "b", NOW, 6, LEASE)
+    assert len(a) == 6 and len(b) == 4
+    assert not {f.id for f in a} & {f.id for f in b}
+    db.dispose()
+
+
+def test_concurrent_dispatchers_claim_different_deliveries(pg_url: str) -> None:
+    db = alerts_db(pg_url, 5)
+    with db.session() as first:
+        a = queries.claim_deliveries(first, "a", NOW, 3, LEASE)
+        with db.session() as second:
+            b = queries.claim_deliveries(second, "b", NOW, 10, LEASE)
+    assert len(a) == 3 and len(b) == 2
+    assert not {d.alert_id for d in a} & {d.alert_id for d in b}
+    assert {d.payload["n"] for d in a + b} == set(range(5))
+    db.dispose()
+
+
+def test_claimed_deliveries_come_back_when_the_claim_lapses_or_is_released(db_url: str) -> None:
+    db = alerts_db(db_url, 3)
+    claimed = db.call(queries.claim_deliveries, "a", NOW, 10, LEASE)
+    assert len(claimed) == 3
+    assert db.call(queries.claim_deliveries, "b", NOW + timedelta(seconds=1), 10, LEASE) == []
+    db.call(queries.mark_sent, claimed[0].id, NOW)
+    # "a" stops cleanly: its unsent rows are due again now, the sent one stays sent
+    assert db.call(queries.release_deliveries, NOW, "a") == 2
+    again = db.call(queries.claim_deliveries, "b", NOW, 10, LEASE)
+    assert sorted(d.alert_id for d in again) == ["a1", "a2"]
+    # "b" is killed: after the claim, anyone may send them
+    assert len(db.call(queries.claim_deliveries, "c", NOW + LEASE, 10, LEASE)) == 2
+    with db.session() as s:
+        owners = {d.alert_id: (d.status, d.claimed_by) for d in s.scalars(select(Delivery))}
+    assert owners == {"a0": ("sent", None), "a1": ("pending", "c"), "a2": ("pending", "c")}
+    db.dispose()
+
+
+def test_the_singleton_lease_has_one_holder_until_it_lapses(db_url: str) -> None:
+    db = feeds_db(db_url, 0)
+    ttl = timedelta(seconds=30)
+    assert db.call(queries.take_lease, "jobs", "a", NOW, ttl)
+    assert not db.call(queries.take_lease, "jobs", "b", NOW + timedelta(seconds=10), ttl)
+    assert db.call(queries.take_lease, "jobs", "a", NOW + timedelta(seconds=20), ttl), "renewed"
+    assert not db.call(queries.take_lease, "jobs", "b", NOW + timedelta(seconds=45), ttl)
+    assert db.call(queries.take_lease, "jobs", "b", NOW + timedelta(seconds=51), ttl), "lapsed"
+    assert not db.call(queries.take_lease, "jobs", "a", NOW + timedelta(seconds=52), ttl)
+    db.call(queries.drop_lease, "jobs", "b")
+    assert db.call(queries.take_lease, "jobs", "a", NOW + timedelta(seconds=53), ttl)
+    db.dispose()
+
+
+def test_polling_keeps_the_fetcher_busy_beyond_one_claim_per_tick(
+        write_config: WriteConfig, db_url: str) -> None:
+    """16 feeds that answer after 0.2 s, 2 at a time: about 1.6 s of fetching. Claims are
+    topped up as polls end, not once per scheduler tick (which would take 4 s or more)."""
+    def slow() -> bytes:
+        time.sleep(0.2)
+        return rss([{"guid": "1", "title": "Quiet day", "description": "Nothing."}])
+
+    paths = [f"/f{i}.xml" for i in range(16)]
+    with FeedServer(dict.fromkeys(paths, slow)) as server:
+        config = write_config({
+            "database": db_url,
+            "poll": {"interval": "1h", "allow_private_networks": True, "concurrency": 2,
+                     "timeout": "3s"},
+            "feeds": [{"id": f"f{i}", "url": server.url(p)} for i, p in enumerate(paths)],
+        }, {"rules": []})
+        daemon = Daemon(load_settings(config), console=io.StringIO())
+
+        async def scenario() -> float:
+            await daemon.start()
+            try:
+                started = time.monotonic()
+                await daemon.poll_due()
+                while sum(server.requests.values()) < len(paths) or daemon._in_flight:
+                    assert time.monotonic() - started < 10, server.requests
+                    await asyncio.sleep(0.02)
+                return time.monotonic() - started
+            finally:
+                await daemon.release()
+                await daemon.close()
+
+        elapsed = asyncio.run(scenario())
+    assert all(server.requests[p] == 1 for p in paths), server.requests
+    assert elapsed < 3.0, f"16 polls took {elapsed:.1f}s"
+    with daemon.db.session() as s:
+        assert {(f.status, f.lease_owner) for f in s.scalars(select(Feed))} == {("ok", None)}
