@@ -26,7 +26,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from itertools import chain, compress
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -672,13 +671,12 @@ class DocIndex:
                     if words is not None:
                         # A prefix whose words are known: straight to their positions.
                         vocab = index.vocab
-                        present = [w for w in words if w in vocab]
-                        if not present:
+                        if vocab.isdisjoint(words):
                             continue
-                        if len(present) == 1:
-                            positions = index.positions(present[0])
+                        if len(words) == 1:
+                            positions = index.positions(words[0])
                         else:
-                            positions = sorted([p for w in present for p in index.positions(w)])
+                            positions = sorted([p for w in words if w in vocab for p in index.positions(w)])
                         found.extend([(f, p, p, leaf) for p in positions])
                         continue
                     # Skip fields the leaf cannot occur in before asking the cache.
@@ -880,122 +878,47 @@ _LAST_SPACE = re.compile(r".*\s", re.DOTALL)
 
 
 def _snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
-    # The first summary or body match decides the field (matches come in
-    # field order), else the title, else whatever field matched.
-    field = None
-    in_title = False
-    for m in matches:
-        if m.field == "summary" or m.field == "body":
-            field = m.field
-            break
-        in_title = in_title or m.field == "title"
-    if field is None:
-        if in_title:
-            field = "title"
-        elif matches:
-            field = matches[0].field
-        else:
-            # Pure-negative queries have no evidence; show where the article starts.
-            field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
-    text = texts[field]
-
-    pairs = sorted([(m.start, m.end) for m in matches if m.field == field])
-    spans: list[list[int]] = []
-    for s, e in pairs:
-        if spans and s < spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], e)
-        else:
-            spans.append([s, e])
-
-    size = len(text)
-    start, end = 0, size
-    if size > SNIPPET_WIDTH:
-        first_start, first_end = (spans[0][0], spans[0][1]) if spans else (0, 0)
-        start = max(0, first_start - _SNIPPET_LEAD)
-        end = min(size, max(start + SNIPPET_WIDTH, first_end))
-        if end == size:
-            start = max(0, min(start, end - SNIPPET_WIDTH))
-        # Do not cut words in half at either edge (unless that would cut a match).
-        if start > 0 and not text[start - 1].isspace():
-            space = _SPACES.search(text, start, first_start if spans else size)
-            if space:
-                start = space.end()
-        if end < size and not text[end].isspace():
-            cut = end
-            while cut > first_end and not text[cut - 1].isspace():
-                cut -= 1
-            if cut > max(start, first_end):
-                end = cut
-
-    parts: list[str] = []
-    pos = start
-    for s, e in spans:
-        if s < start or e > end:
-            continue
-        parts.extend((text[pos:s], "«", text[s:e], "»"))
-        pos = e
-    parts.append(text[pos:end])
-    # Collapse each run of whitespace to one space (str.split and the regex
-    # \s agree on what whitespace is); the markers are not whitespace, so no
-    # run crosses one.
-    out = " ".join("".join(parts).split())
-    if start > 0:
-        out = "…" + out
-    if end < size:
-        out += "…"
-    return out
-
-
-def _collapse(text: str) -> str:
-    """`" ".join(text.split())`: each run of whitespace becomes one space, none at the ends.
-
-    Splitting a window into words and joining them again is most of the cost
-    of a snippet; usually the window's only whitespace is single spaces and
-    paragraph breaks. Replacing a run of whitespace by a shorter one changes
-    nothing the split would see, and a printable string has no whitespace but
-    the space (`str.isprintable` rejects every other `str.isspace` character).
-    """
-    if "\n\n" in text:
-        text = text.replace("\n\n", " ")
-    if "  " not in text and text.isprintable():
-        return text.strip()
-    return " ".join(text.split())
-
-
-def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
-    """`_snippet(texts, matches)`, with fewer steps for the usual single match."""
+    """The hit's field around its first match there, with the matches marked «so»."""
     if len(matches) == 1:
         m = matches[0]
+        return _window(texts[m.field], ((m.start, m.end),))
+    field = _snippet_field(texts, matches)
+    return _window(texts[field], _merged(sorted([(m.start, m.end) for m in matches if m.field == field])))
+
+
+def _snippet_field(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
+    """The first summary or body match decides the field (matches come in
+    field order), else the title, else whatever field matched."""
+    in_title = False
+    for m in matches:
         field = m.field
-        text = texts[field]
-        spans = ((m.start, m.end),)
-    else:
-        field = None
-        in_title = False
-        for m in matches:
-            f = m.field
-            if f == "summary" or f == "body":
-                field = f
-                break
-            if f == "title":
-                in_title = True
-        if field is None:
-            if in_title:
-                field = "title"
-            elif matches:
-                field = matches[0].field
-            else:
-                field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
-        text = texts[field]
-        pairs = sorted([(m.start, m.end) for m in matches if m.field == field])
-        merged: list[list[int]] = []
-        for s, e in pairs:
-            if merged and s < merged[-1][1]:
-                if e > merged[-1][1]:
-                    merged[-1][1] = e
-            else:
-                merged.append([s, e])
-        spans = merged
+        if field == "summary" or field == "body":
+            return field
+        if field == "title":
+            in_title = True
+    if in_title:
+        return "title"
+    if matches:
+        return matches[0].field
+    # Pure-negative queries have no evidence; show where the article starts.
+    return next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
+
+
+def _merged(pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """Sorted character spans with the overlapping ones joined."""
+    merged: list[list[int]] = []
+    for s, e in pairs:
+        if merged and s < merged[-1][1]:
+            if e > merged[-1][1]:
+                merged[-1][1] = e
+        else:
+            merged.append([s, e])
+    return merged
+
+
+def _window(text: str, spans: Sequence[Sequence[int]]) -> str:
+    """Up to `SNIPPET_WIDTH` characters of `text` around the first of `spans`
+    (sorted, disjoint), with each span inside marked and whitespace collapsed."""
     size = len(text)
     if size <= SNIPPET_WIDTH:
         start, end = 0, size
@@ -1013,6 +936,7 @@ def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
         if end >= size:
             end = size
             start = max(0, min(start, end - SNIPPET_WIDTH))
+        # Do not cut words in half at either edge (unless that would cut a match).
         if start > 0 and not text[start - 1].isspace():
             space = _SPACES.search(text, start, first_start if spans else size)
             if space:
@@ -1024,7 +948,7 @@ def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
                 end = last.end()
     if len(spans) == 1:
         s, e = spans[0]
-        # A match outside the window is not marked (as in `_snippet`).
+        # A match outside the window is not marked.
         out = text[start:end] if s < start or e > end else f"{text[start:s]}«{text[s:e]}»{text[e:end]}"
     else:
         parts: list[str] = []
@@ -1036,13 +960,26 @@ def _fast_snippet(texts: Mapping[str, str], matches: Sequence[Evidence]) -> str:
             pos = e
         parts.append(text[pos:end])
         out = "".join(parts)
-    # `_collapse`, inline.
-    if "\n\n" in out:
-        out = out.replace("\n\n", " ")
-    out = out.strip() if "  " not in out and out.isprintable() else " ".join(out.split())
+    out = _collapse(out)
     if start > 0:
         return f"…{out}…" if end < size else "…" + out
     return out + "…" if end < size else out
+
+
+def _collapse(text: str) -> str:
+    """`" ".join(text.split())`: each run of whitespace becomes one space, none at the ends.
+
+    Splitting a window into words and joining them again is most of the cost
+    of a snippet; usually the window's only whitespace is single spaces and
+    paragraph breaks. Replacing a run of whitespace by a shorter one changes
+    nothing the split would see, and a printable string has no whitespace but
+    the space (`str.isprintable` rejects every other `str.isspace` character).
+    """
+    if "\n\n" in text:
+        text = text.replace("\n\n", " ")
+    if "  " not in text and text.isprintable():
+        return text.strip()
+    return " ".join(text.split())
 
 
 def _feed_matches(patterns: tuple[str, ...], feed_id: str | None) -> bool:
@@ -1136,18 +1073,24 @@ def _make_hits(index: DocIndex, pending: Sequence[tuple[str, list[_Found]]]) -> 
             _fast_evidence(label, texts[field][start:end], field, start, end),
             TITLE_WEIGHT if field == "title" else 1.0,
         )
+    # occurrence -> (matches, snippet, score) of a hit with that evidence alone,
+    # which several rules often share.
+    alone: dict[_Found, tuple[tuple[Evidence, ...], str, float]] = {}
     hits: list[RuleHit] = []
     for rule_id, found in pending:
         if len(found) == 1:
-            _, evidence, weight = made[found[0]]
-            matches: tuple[Evidence, ...] = (evidence,)
-            score: float = weight
-        else:
-            rows = sorted(map(made.__getitem__, set(found)), key=_by_row)
-            matches = tuple([row[1] for row in rows])
-            # Summed in the order `_score` sums them (an empty sum is int 0 there too).
-            score = sum([row[2] for row in rows])
-        hits.append(_fast_hit(rule_id, matches, _fast_snippet(texts, matches), score))
+            shared = alone.get(found[0])
+            if shared is None:
+                _, evidence, weight = made[found[0]]
+                matches: tuple[Evidence, ...] = (evidence,)
+                shared = alone[found[0]] = (matches, _snippet(texts, matches), weight)
+            hits.append(_fast_hit(rule_id, *shared))
+            continue
+        rows = sorted(map(made.__getitem__, set(found)), key=_by_row)
+        matches = tuple([row[1] for row in rows])
+        # Summed in the order `_score` sums them (an empty sum is int 0 there too).
+        score = sum([row[2] for row in rows])
+        hits.append(_fast_hit(rule_id, matches, _snippet(texts, matches), score))
     return hits
 
 
@@ -1193,7 +1136,7 @@ class _WordMemory:
     concurrent `match` calls from several threads stay consistent.
     """
 
-    __slots__ = ("inert", "known", "pair_keys", "pair_rules", "paired", "prefixed", "prefixes", "rules")
+    __slots__ = ("inert", "known", "pair_keys", "pairs", "paired", "prefixed", "prefixes", "rules")
 
     def __init__(self) -> None:
         self.inert: set[str] = set()
@@ -1201,10 +1144,11 @@ class _WordMemory:
         self.rules: dict[str, tuple[int, ...]] = {}
         self.prefixes: dict[str, tuple[str, ...]] = {}
         self.prefixed: set[str] = set()  # the keys of `prefixes`
-        # word -> other keys, word -> rules: each rule if its other key occurs too.
-        self.pair_keys: dict[str, tuple[str, ...]] = {}
-        self.pair_rules: dict[str, tuple[int, ...]] = {}
-        self.paired: set[str] = set()  # the keys of `pair_keys` and `pair_rules`
+        # word -> (other key, rule) pairs: each rule if its other key occurs
+        # too; and word -> those other keys as a set, for a quick first test.
+        self.pairs: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.pair_keys: dict[str, frozenset[str]] = {}
+        self.paired: set[str] = set()  # the keys of `pairs` and `pair_keys`
 
 
 class Matcher:
@@ -1358,8 +1302,8 @@ class Matcher:
         if rules:
             memory.rules[word] = tuple(rules)
         if pairs:
-            memory.pair_keys[word] = tuple(p[0] for p in pairs)
-            memory.pair_rules[word] = tuple(p[1] for p in pairs)
+            memory.pairs[word] = tuple(pairs)
+            memory.pair_keys[word] = frozenset(p[0] for p in pairs)
             memory.paired.add(word)
         if keys:
             memory.prefixes[word] = tuple(keys)
@@ -1402,12 +1346,13 @@ class Matcher:
             # contains "*", so no lookup of a word changes).
             if prefix_words:
                 vocabulary.update(prefix_words)
-            # All in C again: the rules of every pair of the document's words
-            # whose other key is present (a set iterates in the same order twice).
-            words = rest & memory.paired
-            others = chain.from_iterable(map(memory.pair_keys.__getitem__, words))
-            rules = chain.from_iterable(map(memory.pair_rules.__getitem__, words))
-            candidates.update(compress(rules, map(vocabulary.__contains__, others)))
+            # Most of the document's paired words have none of their other
+            # keys present. A set disjointness test says so comparing stored
+            # hashes, without touching the key strings scattered in memory.
+            pair_keys = memory.pair_keys
+            for word in rest & memory.paired:
+                if not pair_keys[word].isdisjoint(vocabulary):
+                    candidates.update([rule for other, rule in memory.pairs[word] if other in vocabulary])
         return sorted(candidates), prefix_words
 
     # -- matching ------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import sys
 from itertools import accumulate
 
@@ -131,6 +132,59 @@ def test_token_offsets_in_any_order_equal_a_full_running_sum(text: str, rnd: ran
         assert text[start:end].strip() == text[start:end]
 
 
+def _plain_snippet(texts: dict[str, str], matches: list[Evidence]) -> str:
+    """The snippet rules written out plainly: the reference for `engine._snippet`."""
+    field = None
+    in_title = False
+    for m in matches:
+        if m.field in ("summary", "body"):
+            field = m.field
+            break
+        in_title = in_title or m.field == "title"
+    if field is None:
+        if in_title:
+            field = "title"
+        elif matches:
+            field = matches[0].field
+        else:
+            field = next((f for f in ("summary", "body", "title") if texts[f].strip()), "body")
+    text = texts[field]
+    spans: list[list[int]] = []
+    for s, e in sorted((m.start, m.end) for m in matches if m.field == field):
+        if spans and s < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], e)
+        else:
+            spans.append([s, e])
+    size = len(text)
+    start, end = 0, size
+    if size > engine.SNIPPET_WIDTH:
+        first_start, first_end = (spans[0][0], spans[0][1]) if spans else (0, 0)
+        start = max(0, first_start - 60)
+        end = min(size, max(start + engine.SNIPPET_WIDTH, first_end))
+        if end == size:
+            start = max(0, min(start, end - engine.SNIPPET_WIDTH))
+        if start > 0 and not text[start - 1].isspace():
+            space = re.compile(r"\s+").search(text, start, first_start if spans else size)
+            if space:
+                start = space.end()
+        if end < size and not text[end].isspace():
+            cut = end
+            while cut > first_end and not text[cut - 1].isspace():
+                cut -= 1
+            if cut > max(start, first_end):
+                end = cut
+    parts: list[str] = []
+    pos = start
+    for s, e in spans:
+        if s < start or e > end:
+            continue
+        parts.extend((text[pos:s], "«", text[s:e], "»"))
+        pos = e
+    parts.append(text[pos:end])
+    out = " ".join("".join(parts).split())
+    return ("…" if start > 0 else "") + out + ("…" if end < size else "")
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     _field_texts(),
@@ -138,7 +192,7 @@ def test_token_offsets_in_any_order_equal_a_full_running_sum(text: str, rnd: ran
         st.tuples(st.integers(0, 2000), st.integers(0, 12), st.sampled_from(["title", "summary", "body"]))
     ),
 )
-def test_fast_snippet_equals_snippet(text: str, spans: list[tuple[int, int, str]]) -> None:
+def test_snippet_equals_the_plain_rules(text: str, spans: list[tuple[int, int, str]]) -> None:
     texts = {"title": text[:80], "summary": text[: len(text) // 2], "body": text}
     for name in ("author", "source", "url", "lang"):
         texts[name] = ""
@@ -150,7 +204,7 @@ def test_fast_snippet_equals_snippet(text: str, spans: list[tuple[int, int, str]
         matches.append(Evidence("x", texts[field][start:end], field, start, end))
     order = {"title": 0, "summary": 1, "body": 2}
     matches.sort(key=lambda m: (order[m.field], m.start, m.end))
-    assert engine._fast_snippet(texts, matches) == engine._snippet(texts, matches)
+    assert engine._snippet(texts, matches) == _plain_snippet(texts, matches)
 
 
 # Words that occur inside one another ("ab" in "abab", "b" in "ab"), a soft
