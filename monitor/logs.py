@@ -63,3 +63,9 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     # Libraries speak at WARNING unless asked: their INFO lines are per request.
     for noisy in ("httpx", "httpcore", "apscheduler", "alembic", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception in one line (database errors run to several, with the SQL)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.websub import WebSub
+from monitor.logs import first_line
 from monitor.nlp import Ner
 from monitor.notify.base import Channel
 from monitor.notify.folding import Folder, FoldPolicy
@@ -26,6 +28,7 @@ from monitor.notify.outbox import Dispatcher
 from monitor.notify.registry import build_channels, retry_policies
 from monitor.service.health import check_health
 from monitor.service.http import HttpServer
+from monitor.service.kick import Kicked
 from monitor.service.metrics import Metrics
 from monitor.service.poller import FeedPolicy, ParsePool, Poller, PollResult, RuleSet
 from monitor.service.retention import apply_retention
@@ -106,10 +109,9 @@ class Daemon:
         self._scheduler_running = False
         self.folder = Folder(self.db, self._fold_policy, clock=clock)
         self._in_flight: dict[str, asyncio.Task[PollResult]] = {}
-        self._claiming = asyncio.Lock()
         self._more_due = False
-        self._dispatching: asyncio.Task[None] | None = None
-        self._dispatch_again = False
+        self.polling = Kicked(self.poll_due, "polling")
+        self.delivering = Kicked(self.dispatcher.run_once, "dispatcher")
         self._stop = asyncio.Event()
         self._stop_requested = 0.0
         self._background: set[asyncio.Task[None]] = set()
@@ -258,36 +260,37 @@ class Daemon:
         """Claim due feeds (a lease each, so no other daemon polls them meanwhile) and start
         their polls, keeping about twice ``poll.concurrency`` polls started: enough to keep
         the fetcher busy, few enough that no claimed feed waits long for its turn."""
-        async with self._claiming:
-            room = self.settings.poll.concurrency * 2 - len(self._in_flight)
-            if self._stop.is_set() or room <= 0:
-                self._more_due = room <= 0
-                return
+        room = self.settings.poll.concurrency * 2 - len(self._in_flight)
+        if self._stop.is_set() or room <= 0:
+            self._more_due = room <= 0
+            return
+        try:
             feeds = await self.db.run(queries.claim_feeds, self.instance, self._clock(), room,
                                       self.settings.poll.lease)
-            # A full claim means more may be due: claim again as soon as a poll ends.
-            self._more_due = len(feeds) == room
-            for feed in feeds:
-                if feed.id in self._in_flight:
-                    continue   # a poll that outlived its lease: let it finish
-                task = asyncio.create_task(self._poll_one(feed), name=f"poll:{feed.id}")
-                self._in_flight[feed.id] = task
-                task.add_done_callback(lambda _t, fid=feed.id: self._poll_done(fid))
+        except SQLAlchemyError as exc:
+            log.warning("could not claim due feeds, will retry: %s", first_line(exc))
+            return
+        # A full claim means more may be due: claim again as soon as a poll ends.
+        self._more_due = len(feeds) == room
+        for feed in feeds:
+            if feed.id in self._in_flight:
+                continue   # a poll that outlived its lease: let it finish
+            task = asyncio.create_task(self._poll_one(feed), name=f"poll:{feed.id}")
+            self._in_flight[feed.id] = task
+            task.add_done_callback(lambda _t, fid=feed.id: self._poll_done(fid))
 
     def _poll_done(self, feed_id: str) -> None:
         self._in_flight.pop(feed_id, None)
         if self._more_due and not self._stop.is_set():
             self._more_due = False
-            task = asyncio.create_task(self.poll_due(), name="poll-due")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.polling.kick()
 
     async def _poll_one(self, feed: queries.FeedState) -> PollResult:
         try:
             result = await self.poller.poll(feed)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - one feed's crash must not stop the others
             log.exception("feed %s: poll crashed", feed.id)
-            raise
+            return await self.poller.crashed(feed, exc)
         if result.alerts:
             self.kick_dispatch()
         if result.hub_changed and self.websub is not None:
@@ -308,24 +311,14 @@ class Daemon:
                 out.append(result)
         return out
 
+    async def poll_tick(self) -> None:
+        self.polling.kick()
+
     # ----------------------------------------------------------------- delivery
 
     def kick_dispatch(self) -> None:
         """Deliver now: called on a timer and right after a poll created alerts."""
-        if self._dispatching is not None and not self._dispatching.done():
-            self._dispatch_again = True
-            return
-        self._dispatching = asyncio.create_task(self._dispatch_loop(), name="dispatch")
-
-    async def _dispatch_loop(self) -> None:
-        try:
-            while True:
-                self._dispatch_again = False
-                await self.dispatcher.run_once()
-                if not self._dispatch_again:
-                    return
-        except Exception:
-            log.exception("dispatcher crashed; will retry on the next tick")
+        self.delivering.kick()
 
     async def dispatch_tick(self) -> None:
         self.kick_dispatch()
@@ -364,8 +357,7 @@ class Daemon:
         self.reload_error = None
         if old_channels is not self.channels:
             # Sends in flight finish first; anything cut short is retried (same alert id).
-            if self._dispatching is not None:
-                await asyncio.gather(self._dispatching, return_exceptions=True)
+            await self.delivering.wait()
             for channel in old_channels.values():
                 await channel.aclose()
         self.metrics.reloads.labels("ok").inc()
@@ -412,7 +404,7 @@ class Daemon:
 
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        scheduler.add_job(self.poll_due, "interval", seconds=TICK_SECONDS, id="poll",
+        scheduler.add_job(self.poll_tick, "interval", seconds=TICK_SECONDS, id="poll",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
         scheduler.add_job(self.dispatch_tick, "interval", seconds=TICK_SECONDS, id="dispatch",
                           next_run_time=utcnow(), max_instances=1, coalesce=True)
@@ -456,8 +448,7 @@ class Daemon:
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 if pending:
                     await asyncio.gather(*pending, return_exceptions=True)
-                if self._dispatching is not None:
-                    await asyncio.gather(self._dispatching, return_exceptions=True)
+                await self.delivering.wait()
                 await self.dispatcher.run_once()
         except TimeoutError:
             # Anything cut off here is still in the database and is sent after restart.

@@ -27,6 +27,7 @@ from monitor.ingest import dedup, lang
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
+from monitor.logs import first_line
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner
 from monitor.service.hits import ArticleRef, write_hit
@@ -239,7 +240,8 @@ class ParsePool:
                 return None
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent, initargs=(os.getpid(),))
             return self._executor
 
     async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
@@ -268,6 +270,17 @@ class ParsePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each parse worker: exit when the daemon is gone. A SIGKILLed daemon cannot stop
+    its workers, and they would otherwise wait for work forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def default_parse_workers() -> int:
@@ -495,6 +508,18 @@ class Poller:
         if alert_id is not None:
             outcome.alerts += 1
             outcome.alert_ids.append(alert_id)
+
+    async def crashed(self, feed: queries.FeedState, exc: BaseException) -> PollResult:
+        """A poll that failed inside pressmon (a dropped database connection, a bug): record
+        it as a failure with backoff, so the feed is retried soon rather than when its lease
+        lapses - unless the database is what failed, in which case the lease lapses."""
+        error = f"internal error: {first_line(exc)}"[:500]
+        try:
+            return await self._fail(feed, self._policy(feed.id), error, None)
+        except Exception as again:  # noqa: BLE001 - nothing more to do here
+            log.warning("feed %s: could not record the crash (%s); it is polled again when "
+                        "its lease lapses", feed.id, type(again).__name__)
+            return PollResult(feed.id, "error", error=error)
 
     async def _fail(self, feed: queries.FeedState, policy: FeedPolicy, error: str,
                     retry_after: float | None, *, http_status: int | None = None) -> PollResult:

@@ -87,3 +87,47 @@ def test_retry_after_is_not_undercut(tmp_path: Path, write_config: WriteConfig,
         finally:
             code, _ = daemon.stop()
             assert code == 0
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_parse_workers_exit_when_the_daemon_is_killed(tmp_path: Path,
+                                                      write_config: WriteConfig) -> None:
+    """A SIGKILLed daemon cannot stop its feed-parsing workers: they notice and exit."""
+    with FeedServer({"/f.xml": rss([item("c1", "Harbour news", "x")])}) as server:
+        daemon = DaemonProcess(config_for(write_config, tmp_path, server.url("/f.xml"),
+                                          f"http://127.0.0.1:{free_port()}/hook"),
+                               tmp_path).start()
+        try:
+            assert daemon.proc is not None
+            deadline = time.monotonic() + 30
+            while "1 new and 0 updated" not in daemon.logs():   # parsed in a worker
+                assert time.monotonic() < deadline, daemon.logs()
+                time.sleep(0.1)
+            workers = _children(daemon.proc.pid)
+            assert workers, "the feed was parsed in worker processes"
+            daemon.kill()
+            deadline = time.monotonic() + 5
+            while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not [w for w in workers if _alive(w)], "orphaned parse workers"
+        finally:
+            daemon.kill()
