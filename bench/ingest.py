@@ -267,7 +267,7 @@ class FeedServer:
                 for line in lines[1:]:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
-                await asyncio.sleep(self.latency)
+                await self._delay(path)
                 self.requests += 1
                 writer.write(self._answer(path, headers))
                 await writer.drain()
@@ -278,6 +278,10 @@ class FeedServer:
         finally:
             self._open -= 1
             writer.close()
+
+    async def _delay(self, path: str) -> None:
+        """Before each answer: wait ``latency`` seconds (a subclass may also log or hold)."""
+        await asyncio.sleep(self.latency)
 
     def _answer(self, path: str, headers: dict[str, str]) -> bytes:
         feed = None
