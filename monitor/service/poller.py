@@ -27,6 +27,7 @@ from monitor.ingest import dedup, lang
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
+from monitor.ingest.worker import exit_with_parent
 from monitor.logs import first_line
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner
@@ -241,7 +242,7 @@ class ParsePool:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
                     self.workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_exit_with_parent, initargs=(os.getpid(),))
+                    initializer=exit_with_parent, initargs=(os.getpid(),))
             return self._executor
 
     async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
@@ -270,17 +271,6 @@ class ParsePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In each parse worker: exit when the daemon is gone. A SIGKILLed daemon cannot stop
-    its workers, and they would otherwise wait for work forever."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def default_parse_workers() -> int:
