@@ -167,3 +167,23 @@ def test_polling_keeps_the_fetcher_busy_beyond_one_claim_per_tick(
     assert elapsed < 3.0, f"16 polls took {elapsed:.1f}s"
     with daemon.db.session() as s:
         assert {(f.status, f.lease_owner) for f in s.scalars(select(Feed))} == {("ok", None)}
+
+
+def test_one_daemon_runs_the_singleton_jobs_and_hands_them_over_on_stop(
+        write_config: WriteConfig, pg_url: str) -> None:
+    config = write_config({"database": pg_url, "feeds": []}, {"rules": []})
+    first, second = (Daemon(load_settings(config), console=io.StringIO()) for _ in range(2))
+
+    async def scenario() -> list[bool]:
+        await first.start()
+        await second.start()
+        try:
+            seen = [await first.leading(), await second.leading(), await first.leading()]
+            await first.release()          # a clean stop gives the lease up at once
+            seen.append(await second.leading())
+            return seen
+        finally:
+            await first.close()
+            await second.close()
+
+    assert asyncio.run(scenario()) == [True, False, True, True]
