@@ -301,8 +301,15 @@ class Daemon:
 
     async def poll_all_once(self) -> list[PollResult]:
         feeds = await self.db.run(queries.due_feeds, datetime.max.replace(tzinfo=UTC), 1_000_000)
-        results = await asyncio.gather(*(self.poller.poll(f) for f in feeds),
-                                       return_exceptions=True)
+        # As many polls under way as the daemon keeps claimed: a cycle of thousands of feeds
+        # does not hold thousands of fetched bodies at once.
+        slots = asyncio.Semaphore(self.settings.poll.concurrency * 2)
+
+        async def poll(feed: queries.FeedState) -> PollResult:
+            async with slots:
+                return await self.poller.poll(feed)
+
+        results = await asyncio.gather(*(poll(f) for f in feeds), return_exceptions=True)
         out = []
         for feed, result in zip(feeds, results, strict=True):
             if isinstance(result, BaseException):

@@ -66,6 +66,7 @@ class FeedPolicy:
 
 
 WEBSUB_FALLBACK = timedelta(hours=1)
+PROCESSING_PER_WORKER = 3      # feeds parsed, matched or stored at once, per parse worker
 
 
 @dataclass
@@ -299,6 +300,11 @@ class Poller:
         self._fulltext = fulltext or FulltextFetcher(fetcher)
         self._metrics = metrics
         self._clock = clock
+        # Fetched bodies wait here for the CPU and the database (parse, match, store): only a
+        # few feeds are in those stages at once, so a first poll of thousands of feeds holds
+        # thousands of raw bodies at most, never thousands of parsed ones.
+        workers = parse_pool.workers if parse_pool is not None else 1
+        self._stage = asyncio.Semaphore(PROCESSING_PER_WORKER * workers)
 
     async def poll(self, feed: queries.FeedState) -> PollResult:
         policy = self._policy(feed.id)
@@ -331,27 +337,30 @@ class Poller:
                                owner=feed.lease_owner)
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
-        try:
-            parsed = await self._parse(result.content, result.headers_for_parser)
-        except ParseError as exc:
-            self._observe(started, "error")
-            return await self._fail(feed, policy, str(exc), None)
-        self._observe(started, "ok")
-        return await self._ingest(feed, policy, parsed, now, result=result, interval=interval)
+        async with self._stage:
+            try:
+                parsed = await self._parse(result.content, result.headers_for_parser)
+            except ParseError as exc:
+                self._observe(started, "error")
+                return await self._fail(feed, policy, str(exc), None)
+            self._observe(started, "ok")
+            return await self._ingest(feed, policy, parsed, now, result=result,
+                                      interval=interval)
 
     async def push(self, feed_id: str, content: bytes, content_type: str | None) -> PollResult | None:
         """Entries pushed by a WebSub hub: the same pipeline as a poll, minus the fetch."""
         feed = await self._db.run(queries.feed_state, feed_id)
         if feed is None:
             return None
-        try:
-            parsed = await self._parse(
-                content, {"content-type": content_type} if content_type else None)
-        except ParseError as exc:
-            log.warning("feed %s: WebSub push ignored: %s", feed_id, exc)
-            return PollResult(feed_id, "error", error=str(exc))
-        return await self._ingest(feed, self._policy(feed_id), parsed, self._clock(), result=None,
-                                  interval=None)
+        async with self._stage:
+            try:
+                parsed = await self._parse(
+                    content, {"content-type": content_type} if content_type else None)
+            except ParseError as exc:
+                log.warning("feed %s: WebSub push ignored: %s", feed_id, exc)
+                return PollResult(feed_id, "error", error=str(exc))
+            return await self._ingest(feed, self._policy(feed_id), parsed, self._clock(),
+                                      result=None, interval=None)
 
     async def _parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
         if self._parse_pool is not None:
