@@ -34,6 +34,7 @@ from monitor.nlp import Ner
 from monitor.service.hits import ArticleRef, write_hit
 from monitor.service.metrics import Metrics
 from monitor.store import queries
+from monitor.store.batch import WriteBatch
 from monitor.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,8 @@ class Poller:
         # thousands of raw bodies at most, never thousands of parsed ones.
         workers = parse_pool.workers if parse_pool is not None else 1
         self._stage = asyncio.Semaphore(PROCESSING_PER_WORKER * workers)
+        # Polls with nothing new are recorded together, a transaction for many feeds.
+        self._quiet = WriteBatch(db, queries.record_quiet_polls)
 
     async def poll(self, feed: queries.FeedState) -> PollResult:
         policy = self._policy(feed.id)
@@ -327,14 +330,15 @@ class Poller:
             self._observe(started, status)
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),
                                          result.freshness)
-            await self._db.run(queries.record_success, feed.id, now, next_poll, status=status,
-                               etag=result.validators.etag,
-                               last_modified=result.validators.last_modified,
-                               body_hash=result.body_hash,
-                               entries_per_day=publishing_rate(feed.entries_per_day, 0,
-                                                               feed.last_success_at, now),
-                               interval_s=int(interval.total_seconds()),
-                               owner=feed.lease_owner)
+            # A 304 keeps the validators we sent; the same body again may come with new ones.
+            validators = (Validators(feed.etag, feed.last_modified) if result.not_modified
+                          else result.validators)
+            await self._quiet.add(queries.QuietPoll(
+                feed.id, feed.lease_owner, now, next_poll, status, validators.etag,
+                validators.last_modified, feed.body_hash if result.not_modified
+                else result.body_hash,
+                publishing_rate(feed.entries_per_day, 0, feed.last_success_at, now),
+                int(interval.total_seconds())))
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
         async with self._stage:

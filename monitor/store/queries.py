@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -192,6 +192,44 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
     result = session.execute(update(Feed).where(Feed.id == feed_id, _held_by(owner))
                              .values(**values))
     return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class QuietPoll:
+    """A successful poll with nothing new to store (304, or the same body again)."""
+
+    feed_id: str
+    owner: str | None                  # the lease it ends (None: an unclaimed poll)
+    now: datetime
+    next_poll_at: datetime
+    status: str                        # not_modified | unchanged
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    entries_per_day: float | None
+    interval_s: int | None
+
+
+def record_quiet_polls(session: Session, polls: Sequence[QuietPoll]) -> None:
+    """``record_success`` for many feeds in one statement per lease owner (an executemany);
+    a feed whose lease was taken over is left to its new owner."""
+    feeds = Feed.__table__
+    by_owner: dict[str | None, list[dict[str, Any]]] = {}
+    for p in polls:
+        by_owner.setdefault(p.owner, []).append({
+            "b_id": p.feed_id, "b_now": p.now, "b_next": p.next_poll_at, "b_status": p.status,
+            "b_etag": p.etag, "b_last_modified": p.last_modified, "b_hash": p.body_hash,
+            "b_rate": p.entries_per_day, "b_interval": p.interval_s})
+    for owner, rows in by_owner.items():
+        held = feeds.c.lease_owner.is_(None) if owner is None else feeds.c.lease_owner == owner
+        session.execute(
+            update(feeds).where(feeds.c.id == bindparam("b_id"), held).values(
+                status=bindparam("b_status"), last_error=None, last_fetch_at=bindparam("b_now"),
+                last_success_at=bindparam("b_now"), next_poll_at=bindparam("b_next"),
+                consecutive_failures=0, lease_owner=None, etag=bindparam("b_etag"),
+                last_modified=bindparam("b_last_modified"), body_hash=bindparam("b_hash"),
+                entries_per_day=bindparam("b_rate"), interval_s=bindparam("b_interval")),
+            rows)
 
 
 def record_pushed(session: Session, feed_id: str, now: datetime) -> None:
