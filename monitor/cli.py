@@ -329,10 +329,10 @@ def cmd_feeds_list(args: argparse.Namespace) -> int:
             "next_poll_at": f.next_poll_at and f.next_poll_at.isoformat(),
             "consecutive_failures": f.consecutive_failures, "entries_per_day": f.entries_per_day,
             "interval_s": f.interval_s, "health": f.health_state,
-            "websub": f.websub_state} for f in feeds], indent=2))
+            "websub": f.websub_state, "polled_by": f.lease_owner} for f in feeds], indent=2))
         return EXIT_OK
     rows = [[f.id, f.status if f.active else "removed", _when(f.last_success_at),
-             _when(f.next_poll_at),
+             f"now, by {f.lease_owner}" if f.lease_owner else _when(f.next_poll_at),
              f"{f.entries_per_day:.1f}" if f.entries_per_day is not None else "-",
              (f.last_error or "")[:60]] for f in feeds]
     print(_table(rows, ["ID", "STATUS", "LAST SUCCESS", "NEXT POLL", "ENTRIES/DAY", "LAST ERROR"]))

@@ -62,3 +62,4 @@ def test_health_readiness_and_metrics(tmp_path: Path, write_config: WriteConfig)
     assert samples[("pressmon_articles_total", ())] == 1
     assert samples[("pressmon_alerts_total", (("channel", "console"), ("status", "sent")))] == 1
     assert "pressmon_outbox_depth" in families and "pressmon_fetch_seconds" in families
+    assert samples[("pressmon_singleton_jobs", ())] == 1, "a lone daemon runs them"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from monitor.config import load_settings
@@ -187,3 +189,24 @@ def test_one_daemon_runs_the_singleton_jobs_and_hands_them_over_on_stop(
             await second.close()
 
     assert asyncio.run(scenario()) == [True, False, True, True]
+
+
+def test_feeds_command_shows_who_polls_a_feed_now(write_config: WriteConfig, db_url: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    config = write_config({"database": db_url, "feeds": [
+        {"id": "busy", "url": "http://feeds.test/1"}, {"id": "idle", "url": "http://feeds.test/2"}]},
+        {"rules": []})
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    db = Database(db_url)
+    db.call(queries.sync_feeds, [("busy", "http://feeds.test/1", None),
+                                 ("idle", "http://feeds.test/2", None)], NOW)
+    db.call(queries.claim_feeds, "host:42:abcd", NOW, 1, LEASE)
+    db.dispose()
+    capsys.readouterr()
+    assert main(["feeds", "--json", "--config", str(config)]) == 0
+    listed = {f["id"]: f["polled_by"] for f in json.loads(capsys.readouterr().out)}
+    assert listed == {"busy": "host:42:abcd", "idle": None}
+    assert main(["feeds", "--config", str(config)]) == 0
+    assert "now, by host:42:abcd" in capsys.readouterr().out

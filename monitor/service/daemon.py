@@ -165,6 +165,7 @@ class Daemon:
         except Exception:  # noqa: BLE001 - no database, no singleton jobs this tick
             log.warning("could not renew the lease on singleton jobs", exc_info=True)
             leader = False
+        self.metrics.singleton.set(1 if leader else 0)
         if leader != self._leader:
             log.info("this process %s digests, health checks and WebSub upkeep",
                      "now runs" if leader else "no longer runs")

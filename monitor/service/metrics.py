@@ -30,6 +30,9 @@ class Metrics:
         self.reload_errors = Counter("pressmon_reload_errors", "Reloads that failed validation",
                                      registry=r)
         self.feeds = Gauge("pressmon_feeds", "Active feeds by status", ["status"], registry=r)
+        self.singleton = Gauge("pressmon_singleton_jobs",
+                               "1 if this process runs the cluster's digests, health checks, "
+                               "WebSub upkeep and retention", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

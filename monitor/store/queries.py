@@ -148,7 +148,7 @@ def claim_feeds(session: Session, owner: str, now: datetime, limit: int,
     rows = list(session.scalars(_skip_locked(session, (
         select(Feed)
         .where(Feed.active.is_(True), Feed.next_poll_at <= now)
-        .order_by(Feed.next_poll_at)
+        .order_by(Feed.next_poll_at, Feed.id)
         .limit(limit)))))
     for row in rows:
         row.lease_owner, row.next_poll_at = owner, now + lease
