@@ -221,9 +221,8 @@ def record_quiet_polls(session: Session, polls: Sequence[QuietPoll]) -> None:
             "b_etag": p.etag, "b_last_modified": p.last_modified, "b_hash": p.body_hash,
             "b_rate": p.entries_per_day, "b_interval": p.interval_s})
     for owner, rows in by_owner.items():
-        held = feeds.c.lease_owner.is_(None) if owner is None else feeds.c.lease_owner == owner
         session.execute(
-            update(feeds).where(feeds.c.id == bindparam("b_id"), held).values(
+            update(feeds).where(feeds.c.id == bindparam("b_id"), _held_by(owner)).values(
                 status=bindparam("b_status"), last_error=None, last_fetch_at=bindparam("b_now"),
                 last_success_at=bindparam("b_now"), next_poll_at=bindparam("b_next"),
                 consecutive_failures=0, lease_owner=None, etag=bindparam("b_etag"),
