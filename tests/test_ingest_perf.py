@@ -20,6 +20,7 @@ from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Matcher, RuleSpec
 from monitor.service.poller import ParsePool, RuleSet, prepare
 from monitor.store import queries
+from tests.procs import alive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,14 +33,6 @@ RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <item><title>Second story</title><link>https://example.org/2</link><guid>g2</guid></item>
 </channel></rss>"""
 HEADERS = {"content-type": "application/rss+xml; charset=utf-8"}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
@@ -63,7 +56,7 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
         pids = list(executor._processes)
         assert pids
         await asyncio.to_thread(pool.shutdown)
-        assert not any(_alive(pid) for pid in pids)
+        assert not any(alive(pid) for pid in pids)
         # After shutdown (a closing daemon finishing its polls) parsing still works, in a thread.
         assert (await pool.parse(RSS, HEADERS)).entries == parsed.entries
         assert not pool.started
@@ -83,7 +76,7 @@ def test_a_dead_worker_is_replaced() -> None:
         # The parse that finds the pool broken still answers; later ones use new workers.
         while time.monotonic() < deadline:
             assert len((await pool.parse(RSS, HEADERS)).entries) == 2
-            if pool._executor is not None and all(_alive(p) for p in pool._executor._processes):
+            if pool._executor is not None and all(alive(p) for p in pool._executor._processes):
                 break
             await asyncio.sleep(0.1)
         assert len((await pool.parse(RSS, HEADERS)).entries) == 2

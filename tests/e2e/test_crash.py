@@ -10,6 +10,7 @@ from monitor.demo.server import FeedServer
 from tests.conftest import Receiver, WriteConfig, free_port, rss, start_receiver
 from tests.e2e.daemon import DaemonProcess
 from tests.e2e.test_pipeline import item
+from tests.procs import alive, descendants
 
 
 def config_for(write_config: WriteConfig, tmp_path: Path, feed_url: str, hook_url: str) -> Path:
@@ -89,26 +90,6 @@ def test_retry_after_is_not_undercut(tmp_path: Path, write_config: WriteConfig,
             assert code == 0
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_parse_workers_exit_when_the_daemon_is_killed(tmp_path: Path,
                                                       write_config: WriteConfig) -> None:
     """A SIGKILLed daemon cannot stop its feed-parsing workers: they notice and exit."""
@@ -122,12 +103,12 @@ def test_parse_workers_exit_when_the_daemon_is_killed(tmp_path: Path,
             while "1 new and 0 updated" not in daemon.logs():   # parsed in a worker
                 assert time.monotonic() < deadline, daemon.logs()
                 time.sleep(0.1)
-            workers = _children(daemon.proc.pid)
+            workers = descendants(daemon.proc.pid)
             assert workers, "the feed was parsed in worker processes"
             daemon.kill()
             deadline = time.monotonic() + 5
-            while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            while any(alive(w) for w in workers) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not [w for w in workers if _alive(w)], "orphaned parse workers"
+            assert not [w for w in workers if alive(w)], "orphaned parse workers"
         finally:
             daemon.kill()
