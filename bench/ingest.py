@@ -305,13 +305,10 @@ class FeedServer:
 # the pressmon side (a subprocess)
 
 
-def _children_cpu() -> tuple[float, list[int]]:
-    """CPU seconds of this process's live children, from /proc, and the parse workers' pids
-    (every child but multiprocessing's resource tracker)."""
-    me = os.getpid()
+def processes() -> dict[int, tuple[int, float]]:
+    """Every live process, from /proc: pid -> (parent pid, CPU seconds used)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pids = []
+    table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -320,14 +317,26 @@ def _children_cpu() -> tuple[float, list[int]]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me:
-            total += (int(fields[11]) + int(fields[12])) / tick
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if b"resource_tracker" not in f.read():
-                        pids.append(int(name))
-            except OSError:
-                continue
+        table[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def _children_cpu() -> tuple[float, list[int]]:
+    """CPU seconds of this process's live children, from /proc, and the parse workers' pids
+    (every child but multiprocessing's resource tracker)."""
+    me = os.getpid()
+    total = 0.0
+    pids = []
+    for pid, (parent, cpu) in processes().items():
+        if parent != me:
+            continue
+        total += cpu
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"resource_tracker" not in f.read():
+                    pids.append(pid)
+        except OSError:
+            continue
     return total, pids
 
 

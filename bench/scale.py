@@ -75,7 +75,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import Feed, FeedServer, Item
+from bench.ingest import Feed, FeedServer, Item, processes
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_ENV = "PRESSMON_BENCH_DATABASE_URL"
@@ -217,25 +217,13 @@ def free_port() -> int:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its live descendants (the parse workers), from /proc."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(name)] = int(fields[1])
-        times[int(name)] = (int(fields[11]) + int(fields[12])) / tick
+    table = processes()
     tree, grown = {pid}, True
     while grown:
-        found = {child for child, parent in parents.items() if parent in tree} - tree
+        found = {child for child, (parent, _) in table.items() if parent in tree} - tree
         tree |= found
         grown = bool(found)
-    return sum(times.get(member, 0.0) for member in tree)
+    return sum(table[member][1] for member in tree if member in table)
 
 
 def host_cpu() -> tuple[float, float]:
