@@ -157,7 +157,8 @@ class Daemon:
 
     async def leading(self) -> bool:
         """Whether this process runs the cluster's singleton jobs (digests, throttle
-        summaries, health checks, WebSub upkeep): it holds, or now takes, their lease.
+        summaries, health checks, WebSub upkeep, retention): it holds, or now takes, their
+        lease.
         With one daemon that is always this one."""
         try:
             leader = await self.db.run(queries.take_lease, LEADER_LEASE, self.instance,
@@ -167,7 +168,7 @@ class Daemon:
             leader = False
         self.metrics.singleton.set(1 if leader else 0)
         if leader != self._leader:
-            log.info("this process %s digests, health checks and WebSub upkeep",
+            log.info("this process %s digests, health checks, WebSub upkeep and retention",
                      "now runs" if leader else "no longer runs")
             self._leader = leader
         return leader
@@ -257,11 +258,16 @@ class Daemon:
 
     # ----------------------------------------------------------------- polling
 
+    @property
+    def _poll_window(self) -> int:
+        """Polls kept under way: twice ``poll.concurrency``, enough to keep the fetcher busy,
+        few enough that no claimed feed waits long for its turn."""
+        return self.settings.poll.concurrency * 2
+
     async def poll_due(self) -> None:
         """Claim due feeds (a lease each, so no other daemon polls them meanwhile) and start
-        their polls, keeping about twice ``poll.concurrency`` polls started: enough to keep
-        the fetcher busy, few enough that no claimed feed waits long for its turn."""
-        room = self.settings.poll.concurrency * 2 - len(self._in_flight)
+        their polls, up to the poll window."""
+        room = self._poll_window - len(self._in_flight)
         if self._stop.is_set() or room <= 0:
             self._more_due = room <= 0
             return
@@ -304,7 +310,7 @@ class Daemon:
         feeds = await self.db.run(queries.due_feeds, datetime.max.replace(tzinfo=UTC), 1_000_000)
         # As many polls under way as the daemon keeps claimed: a cycle of thousands of feeds
         # does not hold thousands of fetched bodies at once.
-        slots = asyncio.Semaphore(self.settings.poll.concurrency * 2)
+        slots = asyncio.Semaphore(self._poll_window)
 
         async def poll(feed: queries.FeedState) -> PollResult:
             async with slots:

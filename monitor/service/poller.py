@@ -330,13 +330,12 @@ class Poller:
             self._observe(started, status)
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),
                                          result.freshness)
-            # A 304 keeps the validators we sent; the same body again may come with new ones.
-            validators = (Validators(feed.etag, feed.last_modified) if result.not_modified
-                          else result.validators)
+            # A 304 keeps what we sent; the same body again may come with new validators.
+            etag, last_modified, body_hash = (
+                (feed.etag, feed.last_modified, feed.body_hash) if result.not_modified
+                else (result.validators.etag, result.validators.last_modified, result.body_hash))
             await self._quiet.add(queries.QuietPoll(
-                feed.id, feed.lease_owner, now, next_poll, status, validators.etag,
-                validators.last_modified, feed.body_hash if result.not_modified
-                else result.body_hash,
+                feed.id, feed.lease_owner, now, next_poll, status, etag, last_modified, body_hash,
                 publishing_rate(feed.entries_per_day, 0, feed.last_success_at, now),
                 int(interval.total_seconds())))
             log.debug("feed %s: %s", feed.id, status)

@@ -175,14 +175,14 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
                    body_hash: str | None = None, new_entries: int = 0,
                    entries_per_day: float | None = None, interval_s: int | None = None,
                    owner: str | None = None) -> bool:
-    """Record a successful poll and end its lease; False when the lease was lost to another
+    """Record a successful poll that parsed the feed and end its lease (polls with nothing
+    new go through ``record_quiet_polls``); False when the lease was lost to another
     process (then that process's poll is the one recorded)."""
     values: dict[str, Any] = {
         "status": status, "last_error": None, "last_fetch_at": now, "last_success_at": now,
         "next_poll_at": next_poll_at, "consecutive_failures": 0, "lease_owner": None,
+        "etag": etag, "last_modified": last_modified, "body_hash": body_hash,
     }
-    if status != "not_modified":
-        values.update(etag=etag, last_modified=last_modified, body_hash=body_hash)
     if new_entries:
         values["last_new_entry_at"] = now
     if entries_per_day is not None:
