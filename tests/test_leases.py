@@ -210,3 +210,35 @@ def test_feeds_command_shows_who_polls_a_feed_now(write_config: WriteConfig, db_
     assert listed == {"busy": "host:42:abcd", "idle": None}
     assert main(["feeds", "--config", str(config)]) == 0
     assert "now, by host:42:abcd" in capsys.readouterr().out
+
+
+def test_a_poll_that_crashes_inside_pressmon_is_recorded_as_a_failure(
+        write_config: WriteConfig, db_url: str) -> None:
+    """Recorded as an internal error with the usual backoff, and its lease ends."""
+    config = write_config({"database": db_url, "poll": {"interval": "10m"},
+                           "feeds": [{"id": "f", "url": "http://feeds.test/1"}]}, {"rules": []})
+    daemon = Daemon(load_settings(config), console=io.StringIO())
+
+    async def boom(_feed: queries.FeedState) -> None:
+        raise RuntimeError("bug in a poll\nsecond line")
+
+    async def scenario() -> None:
+        await daemon.start()
+        try:
+            [feed] = await daemon.db.run(queries.claim_feeds, daemon.instance,
+                                         datetime.now(UTC), 1, LEASE)
+            daemon.poller.poll = boom  # type: ignore[method-assign]
+            result = await daemon._poll_one(feed)
+            assert result.status == "error"
+        finally:
+            await daemon.close()
+
+    asyncio.run(scenario())
+    with daemon.db.session() as s:
+        row = s.get(Feed, "f")
+        assert row is not None
+        assert (row.status, row.last_error, row.lease_owner, row.consecutive_failures) == (
+            "error", "internal error: RuntimeError: bug in a poll", None, 1)
+        assert row.next_poll_at is not None
+        wait = row.next_poll_at - datetime.now(UTC)
+        assert timedelta(minutes=7) < wait <= timedelta(minutes=10), "first-failure backoff"

@@ -513,8 +513,9 @@ class Poller:
 
     async def crashed(self, feed: queries.FeedState, exc: BaseException) -> PollResult:
         """A poll that failed inside pressmon (a dropped database connection, a bug): record
-        it as a failure with backoff, so the feed is retried soon rather than when its lease
-        lapses - unless the database is what failed, in which case the lease lapses."""
+        it as a failure with the usual backoff, so it shows in ``pressmon feeds`` and in
+        health checks and its lease ends - unless the database is what failed, in which
+        case the lease lapses and the feed is polled again then."""
         error = f"internal error: {first_line(exc)}"[:500]
         try:
             return await self._fail(feed, self._policy(feed.id), error, None)
