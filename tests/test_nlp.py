@@ -36,6 +36,24 @@ def test_entities_people_places_organisations(ner: nlp.Ner) -> None:
     assert "DATE" not in found
 
 
+def test_trimmed_pipeline_finds_what_the_full_model_finds(ner: nlp.Ner) -> None:
+    """pressmon loads only the NER component (its own tok2vec inside): same entities as the
+    model with every component, so leaving the rest out costs nothing but time."""
+    import spacy
+
+    full = spacy.load(nlp.MODEL)
+    texts = [
+        "President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday.",
+        "The Black Sea grain corridor talks moved to Istanbul, the United Nations said, "
+        "while Ukraine and Turkey asked the World Food Programme for more ships.",
+        "Nikol Pashinyan told reporters in Yerevan that the European Union mission would stay "
+        "near the border with Azerbaijan until next spring.",
+    ]
+    expected = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in full.pipe(texts)]
+    assert ner.spans(texts) == expected
+    assert any(label == "PERSON" for spans in expected for *_, label in spans)
+
+
 def test_verify_ner_tells_a_person_from_a_country(ner: nlp.Ner) -> None:
     entities = {"jordan": EntitySpec(id="jordan", aliases=("Jordan",), type="PERSON",
                                      verify="ner")}
