@@ -12,6 +12,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.ingest import dedup
 from monitor.ingest.dedup import (
@@ -256,6 +258,30 @@ def test_story_text_is_the_lead() -> None:
     assert story_text("T", "The body starts", "The body starts here.") == "T\nThe body starts here."
     # whitespace is normalised, a missing title is fine
     assert story_text("", "  lead\n\n text ", "") == "lead text"
+
+
+_PIECES = ["word", "Kessel", "bay's", "e\u0301", "\u00ad", "\u200b", "İ", "ı", "—", "-", "'",
+           "x\u0308y", "2026", "ş", " ", "  ", "\n", "\t", ".", ","]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=400), st.lists(st.sampled_from(_PIECES),
+       max_size=400), st.integers(min_value=1, max_value=64))
+@settings(max_examples=300, deadline=None)
+def test_story_text_normalises_only_the_start_it_needs(summary: list[str], body: list[str],
+                                                       start: int) -> None:
+    """Normalising only the start of a long summary or body gives the lead the whole text
+    gives, wherever the start is cut (combining marks, soft hyphens, runs of spaces)."""
+    summary_text, body_text = "".join(summary), "".join(body)
+    whole = _story_text_normalising_whole(summary_text, body_text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "_START_CHARS", start)
+        assert story_text("Title", summary_text, body_text) == whole
+
+
+def _story_text_normalising_whole(summary: str, body: str) -> str:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "_normal_start", dedup._normal_text)
+        return story_text("Title", summary, body)
 
 
 def _words(text: str) -> list[str]:
