@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import Rule, RuleConfig
+from monitor.ingest.identity import identify
 from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Matcher, RuleSpec
 from monitor.service.poller import ParsePool, RuleSet, prepare
@@ -47,11 +48,15 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
             await pool.parse(b"this is not a feed", {"content-type": "text/plain"})
         executor = pool._executor
         assert executor is not None
-        # A worker imports the parser and the standard library, nothing heavy.
+        # A worker imports the parser and the pure text code, nothing heavy: no database, no
+        # configuration or rules, no NER model, no HTTP client.
+        entries = parsed.entries
+        assert await pool.identify(entries) == identify(entries)
         modules = await asyncio.get_running_loop().run_in_executor(
             executor, eval, "sorted(__import__('sys').modules)")
-        assert "feedparser" in modules
-        for heavy in ("sqlalchemy", "spacy", "monitor.match", "monitor.store", "httpx", "pydantic"):
+        assert "feedparser" in modules and "monitor.ingest.identity" in modules
+        for heavy in ("sqlalchemy", "spacy", "monitor.config", "monitor.store", "monitor.service",
+                      "monitor.nlp", "httpx", "pydantic", "yaml"):
             assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
         pids = list(executor._processes)
         assert pids
@@ -118,13 +123,14 @@ def test_ner_runs_only_on_hits_that_can_alert() -> None:
     ]
     feed = queries.FeedState("f", "https://example.org/feed", None, None, None, None, 0)
     ner = _Ner()
-    out = prepare(ruleset, entries, feed, lambda: ner, {}, too_old)  # type: ignore[arg-type,return-value]
+    identities = identify([e for e, _ in entries])
+    out = prepare(ruleset, entries, identities, feed, lambda: ner, {}, too_old)  # type: ignore[arg-type,return-value]
     assert ner.seen == ["grain fresh", "grain undated"]
     assert [bool(p.hits) for p in out] == [True, True, True, True, False]
     assert [bool(p.entities) for p in out] == [True, True, False, False, False]
     # Without a cut-off (callers that alert on anything), every hit gets NER as before.
     ner = _Ner()
-    prepare(ruleset, entries, feed, lambda: ner, {})  # type: ignore[arg-type,return-value]
+    prepare(ruleset, entries, identities, feed, lambda: ner, {})  # type: ignore[arg-type,return-value]
     assert len(ner.seen) == 4
 
 

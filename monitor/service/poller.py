@@ -18,14 +18,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from monitor.config import Rule, Settings
-from monitor.ingest import dedup, lang
+from monitor.ingest import dedup
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
+from monitor.ingest.identity import Identity, identify, language
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import exit_with_parent
 from monitor.logs import first_line
@@ -38,6 +40,7 @@ from monitor.store.batch import WriteBatch
 from monitor.store.db import Database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -152,25 +155,19 @@ class Prepared:
     fulltext_error: str | None = None
 
 
-def with_language(entry: Entry) -> Entry:
-    """The entry's language: as the feed says, else detected from its text."""
-    if entry.lang:
-        return entry
-    detected = lang.detect(" ".join((entry.title, entry.summary, entry.body[:2000])))
-    return dataclasses.replace(entry, lang=detected) if detected else entry
-
-
 def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | None]],
-            feed: queries.FeedState, ner: Callable[[], Ner | None],
+            identities: list[Identity], feed: queries.FeedState, ner: Callable[[], Ner | None],
             errors: dict[str, str], too_old: datetime | None = None) -> list[Prepared]:
-    """The CPU part of a poll, off the event loop: language, matching, NER, story signature.
+    """The rules' part of a poll, off the event loop: language, matching and NER. (``identify``
+    - hashes, story signature - has run in a parse worker.)
 
     NER runs only where needed: for `verify: ner` entities, and on articles that hit. Its
     entities only go into alerts, so with ``too_old`` (the poll's ``now - max_article_age``)
     it is skipped for hits that cannot alert: articles published before it, and hits of rules
     that notify nobody.
     """
-    entries = [(with_language(e), stored) for e, stored in entries]
+    entries = [(e if e.lang else dataclasses.replace(e, lang=language(e)), stored)
+               for e, stored in entries]
     docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
     model = ner() if ruleset.verify_ner else None
     results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
@@ -181,16 +178,11 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
     if with_hits and (model := model or ner()) is not None:
         for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
             entities[i] = found
-    out = []
-    for (entry, stored), hits, found in zip(entries, results, entities, strict=True):
-        signature = dedup.signature(dedup.story_text(entry.title, entry.summary, entry.body))
-        out.append(Prepared(
-            entry=entry, hits=hits, entities=found,
-            content_hash=dedup.content_hash(entry.title, entry.summary, entry.body),
-            canonical_url=dedup.canonical_url(entry.url) if entry.url else None,
-            signature=signature, bands=dedup.bands(signature), stored=stored,
-            fulltext_error=errors.get(entry.key)))
-    return out
+    return [Prepared(entry=entry, hits=hits, entities=found, content_hash=ident.content_hash,
+                     canonical_url=ident.canonical_url, signature=ident.signature,
+                     bands=ident.bands, stored=stored, fulltext_error=errors.get(entry.key))
+            for (entry, stored), ident, hits, found
+            in zip(entries, identities, results, entities, strict=True)]
 
 
 def _may_alert(ruleset: RuleSet, entry: Entry, hits: list[RuleHit], too_old: datetime) -> bool:
@@ -223,9 +215,13 @@ class ParsePool:
     """``parse_feed`` in worker processes, so feedparser's pure-Python parsing uses every core
     instead of holding the daemon's GIL (and starving the event loop's fetches).
 
+    They also ``identify`` the new entries of a poll (language detection, hashes, story
+    signature: pure CPU work on entries they have just parsed).
+
     Workers are spawned fresh (never forked from the threaded daemon) on first use, and import
-    only the parser (``monitor.ingest.parse``: feedparser and the standard library) - no
-    SQLAlchemy, no rules, no NER model. A worker that dies breaks the pool: the parse that saw
+    only the parser and the pure text code (feedparser, ``monitor.ingest.parse``/``identity``/
+    ``dedup``/``lang``, the standard library, numpy, py3langid) - no SQLAlchemy, no rules, no
+    NER model. A worker that dies breaks the pool: the parse that saw
     it runs in a thread instead and the next one starts a new pool. As with any ``spawn``
     start, a program embedding the daemon must guard its entry point with
     ``if __name__ == "__main__":`` (``pressmon`` and ``python -m monitor`` do).
@@ -248,19 +244,25 @@ class ParsePool:
             return self._executor
 
     async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
+        return await self.run(parse_feed, content, headers)
+
+    async def identify(self, entries: list[Entry]) -> list[Identity]:
+        return await self.run(identify, entries)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in a worker; in a thread while closing or when a worker died."""
         executor = self._get()
         if executor is None:   # closing: finish what is in flight without new workers
-            return await asyncio.to_thread(parse_feed, content, headers)
+            return await asyncio.to_thread(fn, *args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                executor, parse_feed, content, headers)
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BrokenProcessPool:
             log.warning("a feed parsing worker died; starting new ones")
             with self._lock:
                 if self._executor is executor:
                     self._executor = None
             executor.shutdown(wait=False, cancel_futures=True)
-            return await asyncio.to_thread(parse_feed, content, headers)
+            return await asyncio.to_thread(fn, *args)
 
     @property
     def started(self) -> bool:
@@ -370,6 +372,11 @@ class Poller:
             return await self._parse_pool.parse(content, headers)
         return await asyncio.to_thread(parse_feed, content, headers)
 
+    async def _identify(self, entries: list[Entry]) -> list[Identity]:
+        if self._parse_pool is not None:
+            return await self._parse_pool.identify(entries)
+        return await asyncio.to_thread(identify, entries)
+
     def _observe(self, started: float, status: str) -> None:
         if self._metrics is not None:
             self._metrics.fetches.labels(status).inc()
@@ -392,9 +399,11 @@ class Poller:
         if policy.fulltext and todo:
             todo = await self._with_fulltext(feed, policy, todo, now, errors)
         ruleset = self._rules()
-        prepared = (await asyncio.to_thread(prepare, ruleset, todo, feed, self._ner, errors,
-                                            now - policy.max_article_age)
-                    if todo else [])
+        prepared = []
+        if todo:
+            identities = await self._identify([entry for entry, _ in todo])
+            prepared = await asyncio.to_thread(prepare, ruleset, todo, identities, feed,
+                                               self._ner, errors, now - policy.max_article_age)
         next_poll = None
         if result is not None and interval is not None:
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),

@@ -1,0 +1,37 @@
+"""identify(): what the parse workers work out for each new entry (monitor.ingest.identity)."""
+
+from __future__ import annotations
+
+import pickle
+
+from monitor.ingest import dedup
+from monitor.ingest.identity import identify, language
+from monitor.ingest.parse import Entry
+
+BODY = ("Dockworkers in the invented port of Varnholm ended a four-day strike on Friday after "
+        "the harbour board agreed to hire two hundred more crane operators before winter.")
+
+
+def _entry(key: str, *, lang: str | None, url: str | None = None, title: str = "Strike ends",
+           body: str = BODY) -> Entry:
+    return Entry(key=key, url=url, title=title, summary="", body=body, author=None, lang=lang,
+                 published_at=None)
+
+
+def test_declared_language_is_kept_and_a_missing_one_detected() -> None:
+    assert language(_entry("a", lang="fr")) == "fr"    # the feed says so: no second guessing
+    assert language(_entry("b", lang=None)) == "en"
+    assert language(_entry("c", lang=None, title="", body="Varnholm")) is None  # one word
+
+
+def test_hashes_url_and_signature_are_the_dedup_ones() -> None:
+    entry = _entry("a", lang="en", url="https://Example.org/news/1?utm_source=rss#top")
+    (found,) = identify([entry])
+    assert found.canonical_url == "https://example.org/news/1"
+    assert found.content_hash == dedup.content_hash(entry.title, entry.summary, entry.body)
+    assert found.signature == dedup.signature(dedup.story_text(entry.title, "", BODY))
+    assert found.bands == dedup.bands(found.signature) and len(found.bands) == dedup.NUM_BANDS
+    (no_url,) = identify([_entry("b", lang="en")])
+    assert no_url.canonical_url is None
+    # Results travel back from a worker process.
+    assert pickle.loads(pickle.dumps(found)) == found
