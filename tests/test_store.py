@@ -22,11 +22,56 @@ def test_migrations_create_exactly_the_models(db_url: str) -> None:
     db = Database(db_url)
     db.upgrade()
     db.upgrade()  # idempotent: every start runs it
-    assert current_revision(db.engine) == "0005"
+    assert current_revision(db.engine) == "0006"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     db.dispose()
+
+
+def test_story_band_migration_keeps_the_buckets(db_url: str) -> None:
+    """0006 turns hex buckets into BIGINTs (and back on downgrade) without losing a row, so
+    stories started before the upgrade still catch their copies after it."""
+    import hashlib
+
+    from sqlalchemy import create_engine
+
+    from monitor.ingest import dedup
+    from monitor.store.db import upgrade
+
+    signature = dedup.signature("Dockworkers in Varnholm ended their strike on Friday night")
+    bands = dedup.bands(signature)
+    engine = create_engine(db_url)
+    upgrade(engine, "0005")
+    old = [(band, f"{bucket & (2**64 - 1):016x}") for band, bucket in bands]
+    # The 0005 bucket: the hex digest of the same 8 hash bytes.
+    packed = b"".join(v.to_bytes(4, "little") for v in signature)
+    assert old[3][1] == hashlib.blake2b(b"\x03\x00" + packed[48:64], digest_size=8).hexdigest()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        story = conn.execute(text("INSERT INTO stories (title, signature, created_at) "
+                                  "VALUES ('s', NULL, :now) RETURNING id"), {"now": now}).scalar()
+        conn.execute(text("INSERT INTO story_bands (band, bucket, story_id, created_at) "
+                          "VALUES (:band, :bucket, :story, :now)"),
+                     [{"band": b, "bucket": h, "story": story, "now": now} for b, h in old])
+    upgrade(engine, "0006")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT band, bucket FROM story_bands ORDER BY band")).all()
+    assert [tuple(r) for r in rows] == bands
+    from alembic import command
+    from alembic.config import Config
+
+    from monitor.store.db import migrations_dir
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT band, bucket FROM story_bands ORDER BY band")).all()
+    assert [tuple(r) for r in rows] == old
+    engine.dispose()
 
 
 def test_sqlite_uses_wal(tmp_path: Path) -> None:
@@ -77,5 +122,5 @@ def test_db_upgrade_command(tmp_path: Path, write_config: WriteConfig,
                             capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config({"database": f"sqlite:///{tmp_path / 'cmd.db'}", "rules": []})
     assert main(["db", "upgrade", "--config", str(config)]) == 0
-    assert "at revision 0005" in capsys.readouterr().out
+    assert "at revision 0006" in capsys.readouterr().out
     assert (tmp_path / "cmd.db").exists()

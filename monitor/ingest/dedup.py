@@ -378,8 +378,9 @@ def similarity(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def bands(sig: Sequence[int]) -> list[tuple[int, str]]:
-    """LSH buckets of a signature: ``(band index, 16-hex-digit bucket)`` for each band.
+def bands(sig: Sequence[int]) -> list[tuple[int, int]]:
+    """LSH buckets of a signature: ``(band index, bucket)`` for each band; a bucket is a
+    signed 64-bit integer (it fits a BIGINT column).
 
     Signatures sharing any (band, bucket) pair are near-duplicate candidates
     (``StoryBand`` rows). An empty text's signature has no bands.
@@ -388,8 +389,9 @@ def bands(sig: Sequence[int]) -> list[tuple[int, str]]:
         return []
     packed = struct.pack(f"<{NUM_PERM}I", *sig)
     width = 4 * ROWS_PER_BAND
-    return [(band, hashlib.blake2b(band.to_bytes(2, "little") + packed[band * width:(band + 1) * width],
-                                   digest_size=8).hexdigest())
+    return [(band, int.from_bytes(
+                hashlib.blake2b(band.to_bytes(2, "little") + packed[band * width:(band + 1) * width],
+                                digest_size=8).digest(), "big", signed=True))
             for band in range(NUM_BANDS)]
 
 

@@ -20,7 +20,7 @@ class Identity:
     content_hash: str
     canonical_url: str | None
     signature: tuple[int, ...]
-    bands: list[tuple[int, str]]
+    bands: list[tuple[int, int]]
 
 
 def language(entry: Entry) -> str | None:

@@ -150,7 +150,7 @@ class Prepared:
     content_hash: str
     canonical_url: str | None
     signature: tuple[int, ...]
-    bands: list[tuple[int, str]]
+    bands: list[tuple[int, int]]
     stored: queries.StoredEntry | None = None     # set for an updated entry
     fulltext_error: str | None = None
 

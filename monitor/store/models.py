@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -113,12 +114,13 @@ class StoryBand(Base):
     """LSH buckets of story signatures: near-duplicate candidates without a full scan."""
 
     __tablename__ = "story_bands"
-    # Lookups are by bucket (it hashes the band index too); SQLite will not use the
-    # primary key for a (band, bucket) row-value IN list, so the bucket has its own index.
-    __table_args__ = (Index("ix_story_bands_bucket", "bucket"),)
+    # Lookups are by bucket (it hashes the band index too), so the bucket leads the primary
+    # key and SQLite keeps the rows in it (WITHOUT ROWID): a new article's 16 rows go into one
+    # B-tree, not a table plus two indexes (a first poll of 50,000 articles writes 800,000).
+    __table_args__ = {"sqlite_with_rowid": False}
 
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[str] = mapped_column(String(32), primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
     created_at: Mapped[datetime]
 

@@ -351,7 +351,7 @@ class StoryKey:
     title: str
     canonical_url: str | None
     signature: Sequence[int]
-    bands: Sequence[tuple[int, str]]
+    bands: Sequence[tuple[int, int]]
 
 
 MAX_CANDIDATES = 20   # near-duplicate candidates checked per article (the most band-sharing)
@@ -379,7 +379,7 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
                 .where(Article.canonical_url.in_(chunk), Article.story_id.is_not(None))):
             by_url.setdefault(url, story_id)
 
-    buckets: dict[tuple[int, str], list[int]] = {}
+    buckets: dict[tuple[int, int], list[int]] = {}
     wanted = {b for k in keys if k.canonical_url not in by_url for b in k.bands}
     own = select(Article.story_id).where(Article.feed_id == feed_id,
                                          Article.story_id.is_not(None))
