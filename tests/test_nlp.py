@@ -106,3 +106,40 @@ def test_without_the_model_everything_else_works(tmp_path: Path, write_config: W
     with daemon.db.session() as session:
         (alert,) = session.scalars(select(Alert))
     assert alert.payload["entities"] == {}
+
+
+def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.Ner) -> None:
+    """The daemon's NER runs in a worker process; same spans, a killed worker is replaced."""
+    import os
+    import signal
+
+    from tests.procs import alive
+
+    texts = ["President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday.",
+             "No names at all in this one."]
+    process = nlp.NerProcess()
+    try:
+        remote = process.load()
+        assert remote is not None and process.started
+        assert remote.spans(texts) == ner.spans(texts)
+        executor = process._executor
+        assert executor is not None
+        (pid,) = executor._processes
+        assert pid != os.getpid()
+        os.kill(pid, signal.SIGKILL)
+        # The batch that finds the worker dead is tried again in a new one.
+        assert remote.spans(texts) == ner.spans(texts)
+        assert process._executor is not None
+        (new_pid,) = process._executor._processes
+        assert new_pid != pid
+    finally:
+        process.shutdown()
+    assert not alive(new_pid)
+    assert process.load() is None, "after shutdown NER is off"
+
+
+def test_ner_process_without_the_model_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nlp, "MODEL", "no_such_spacy_model_installed")
+    process = nlp.NerProcess()
+    assert process.load() is None
+    assert not process.started
