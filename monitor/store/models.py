@@ -116,13 +116,14 @@ class StoryBand(Base):
     __tablename__ = "story_bands"
     # Lookups are by bucket (it hashes the band index too), so the bucket leads the primary
     # key and SQLite keeps the rows in it (WITHOUT ROWID): a new article's 16 rows go into one
-    # B-tree, not a table plus two indexes (a first poll of 50,000 articles writes 800,000).
-    __table_args__ = {"sqlite_with_rowid": False}
+    # B-tree at random places (a first poll of 50,000 articles writes 800,000), plus an
+    # index on story_id that only ever grows at its end (ids increase), for retention. A
+    # row's age is its story's (``Story.created_at``): three integers a row.
+    __table_args__ = (Index("ix_story_bands_story_id", "story_id"), {"sqlite_with_rowid": False})
 
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     band: Mapped[int] = mapped_column(Integer, primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
-    created_at: Mapped[datetime]
 
 
 class Article(Base):

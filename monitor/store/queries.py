@@ -386,8 +386,9 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
     for chunk in _chunks(sorted({bucket for _, bucket in wanted})):
         for band, bucket, story_id in session.execute(
                 select(StoryBand.band, StoryBand.bucket, StoryBand.story_id)
+                .join(Story, Story.id == StoryBand.story_id)
                 .where(StoryBand.bucket.in_(chunk),
-                       StoryBand.created_at >= now - STORY_WINDOW,
+                       Story.created_at >= now - STORY_WINDOW,
                        StoryBand.story_id.not_in(own))):
             if (band, bucket) in wanted:
                 buckets.setdefault((band, bucket), []).append(story_id)
@@ -430,7 +431,7 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         band_rows = []
         for i, story_id in zip(fresh, ids, strict=True):
             result[i] = story_id
-            band_rows += [{"band": band, "bucket": bucket, "story_id": story_id, "created_at": now}
+            band_rows += [{"band": band, "bucket": bucket, "story_id": story_id}
                           for band, bucket in dict.fromkeys(keys[i].bands)]
         if band_rows:
             session.execute(insert(StoryBand.__table__), band_rows)
@@ -609,8 +610,9 @@ def prune_story_buckets(session: Session, before: datetime, limit: int) -> int:
     """Delete the LSH buckets of up to ``limit`` stories started before ``before``; returns
     how many stories lost theirs. Buckets older than the near-duplicate window are never
     looked up again."""
-    ids = session.scalars(select(StoryBand.story_id).where(StoryBand.created_at < before)
-                          .distinct().limit(limit)).all()
+    ids = session.scalars(select(Story.id).where(
+        Story.created_at < before, exists().where(StoryBand.story_id == Story.id))
+        .order_by(Story.id).limit(limit)).all()
     if ids:
         session.execute(delete(StoryBand).where(StoryBand.story_id.in_(ids)))
     return len(ids)
