@@ -4,6 +4,7 @@ smoke run of ``bench/ingest.py`` at a tiny size."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import signal
@@ -132,6 +133,25 @@ def test_ner_runs_only_on_hits_that_can_alert() -> None:
     ner = _Ner()
     prepare(ruleset, entries, identities, feed, lambda: ner, {})  # type: ignore[arg-type,return-value]
     assert len(ner.seen) == 4
+
+
+def test_languages_are_detected_only_where_the_feed_names_none() -> None:
+    ruleset = RuleSet(Matcher([RuleSpec("tr", "grain", languages=("tr",))], {}), {
+        "tr": Rule(RuleConfig(id="tr", query="grain", languages=["tr"]), Path("r.yaml"), ())})
+    feed = queries.FeedState("f", "https://example.org/feed", None, None, None, None, 0)
+    asked: list[str] = []
+
+    def detect(texts: list[str]) -> list[str | None]:
+        asked.extend(texts)
+        return ["tr" for _ in texts]
+
+    entries = [(_entry("a", "grain declared", None), None),
+               (dataclasses.replace(_entry("b", "grain undeclared", None), lang=None), None)]
+    out = prepare(ruleset, entries, identify([e for e, _ in entries]), feed, lambda: None, {},
+                  detect=detect)
+    assert [p.entry.lang for p in out] == ["en", "tr"]
+    assert asked == ["grain undeclared  "]           # title, summary, body: one text
+    assert [bool(p.hits) for p in out] == [False, True]
 
 
 LAST_LINE = re.compile(

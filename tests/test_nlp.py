@@ -117,11 +117,14 @@ def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.N
 
     texts = ["President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday.",
              "No names at all in this one."]
-    process = nlp.NerProcess()
+    process = nlp.NlpProcess()
     try:
         remote = process.load()
         assert remote is not None and process.started
         assert remote.spans(texts) == ner.spans(texts)
+        assert process.languages(["Bugün Bakü'de hava çok güzel ve güneşli olacak.",
+                                  "Today the weather in Baku will be sunny and warm.", "x"]) \
+            == ["tr", "en", None]
         executor = process._executor
         assert executor is not None
         (pid,) = executor._processes
@@ -140,6 +143,6 @@ def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.N
 
 def test_ner_process_without_the_model_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nlp, "MODEL", "no_such_spacy_model_installed")
-    process = nlp.NerProcess()
+    process = nlp.NlpProcess()
     assert process.load() is None
     assert not process.started

@@ -2,9 +2,10 @@
 near-duplicate signature), and its language.
 
 ``identify`` is pure and picklable both ways, so the poller runs it in its parse workers, next
-to feedparser and off the daemon's GIL (~0.15 ms per new article). ``language`` runs in the
-daemon: the detector's model takes ~75 MB, better held once than in every worker. Nothing here
-knows about rules, the database or NER.
+to feedparser and off the daemon's GIL (~0.15 ms per new article). A missing language is
+detected from ``language_text`` in the NLP process (``monitor.nlp``): the identifier's model
+takes ~75 MB, better held once than in every parse worker. Nothing here knows about rules,
+the database or NER.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ class Identity:
     bands: list[tuple[int, int]]
 
 
-def language(entry: Entry) -> str | None:
-    """The entry's language: as the feed says, else detected from its text."""
-    if entry.lang:
-        return entry.lang
-    return lang.detect(" ".join((entry.title, entry.summary, entry.body[:lang.MAX_CHARS])))
+def language_text(entry: Entry) -> str:
+    """The text an entry's language is detected from when neither it nor its feed says."""
+    return " ".join((entry.title, entry.summary, entry.body[:lang.MAX_CHARS]))
 
 
 def identify(entries: list[Entry]) -> list[Identity]:

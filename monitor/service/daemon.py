@@ -21,7 +21,7 @@ from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.websub import WebSub
 from monitor.logs import first_line
-from monitor.nlp import NerProcess
+from monitor.nlp import NlpProcess
 from monitor.notify.base import Channel
 from monitor.notify.folding import Folder, FoldPolicy
 from monitor.notify.outbox import Dispatcher
@@ -96,11 +96,11 @@ class Daemon:
         self.reload_error: str | None = None
         # Feed parsing runs in worker processes, started on the first body to parse.
         self.parse_pool = ParsePool()
-        # NER in a process of its own, started at the first hit that needs it.
-        self.ner = NerProcess()
+        # Language detection and NER in a process of their own, started on first use.
+        self.nlp = NlpProcess()
         self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
-                             ner=self.ner.load, metrics=self.metrics, clock=clock,
-                             parse_pool=self.parse_pool)
+                             ner=self.nlp.load, detect=self.nlp.languages,
+                             metrics=self.metrics, clock=clock, parse_pool=self.parse_pool)
         self.dispatcher = Dispatcher(
             self.db, self.channels, retry_policies(settings), clock=clock, owner=self.instance,
             on_result=lambda channel, status: self.metrics.alerts.labels(channel, status).inc())
@@ -256,7 +256,7 @@ class Daemon:
             await channel.aclose()
         await self.fetcher.aclose()
         await asyncio.to_thread(self.parse_pool.shutdown)
-        await asyncio.to_thread(self.ner.shutdown)
+        await asyncio.to_thread(self.nlp.shutdown)
         await asyncio.to_thread(self.db.dispose)
 
     # ----------------------------------------------------------------- polling

@@ -27,12 +27,12 @@ from monitor.config import Rule, Settings
 from monitor.ingest import dedup
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
-from monitor.ingest.identity import Identity, identify, language
+from monitor.ingest.identity import Identity, identify, language_text
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import exit_with_parent
 from monitor.logs import first_line
 from monitor.match import Document, Matcher, RuleHit
-from monitor.nlp import Ner
+from monitor.nlp import Ner, detect_languages
 from monitor.service.hits import ArticleRef, write_hit
 from monitor.service.metrics import Metrics
 from monitor.store import queries
@@ -157,7 +157,8 @@ class Prepared:
 
 def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | None]],
             identities: list[Identity], feed: queries.FeedState, ner: Callable[[], Ner | None],
-            errors: dict[str, str], too_old: datetime | None = None) -> list[Prepared]:
+            errors: dict[str, str], too_old: datetime | None = None,
+            detect: Callable[[list[str]], list[str | None]] = detect_languages) -> list[Prepared]:
     """The rules' part of a poll, off the event loop: language, matching and NER. (``identify``
     - hashes, story signature - has run in a parse worker.)
 
@@ -166,8 +167,13 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
     it is skipped for hits that cannot alert: articles published before it, and hits of rules
     that notify nobody.
     """
-    entries = [(e if e.lang else dataclasses.replace(e, lang=language(e)), stored)
-               for e, stored in entries]
+    unknown = [i for i, (e, _) in enumerate(entries) if not e.lang]
+    if unknown:
+        entries = list(entries)
+        found = detect([language_text(entries[i][0]) for i in unknown])
+        for i, code in zip(unknown, found, strict=True):
+            entry, stored = entries[i]
+            entries[i] = (dataclasses.replace(entry, lang=code), stored)
     docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
     model = ner() if ruleset.verify_ner else None
     results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
@@ -290,12 +296,14 @@ class Poller:
     def __init__(self, db: Database, fetcher: Fetcher, rules: Callable[[], RuleSet],
                  policy: Callable[[str], FeedPolicy], *,
                  ner: Callable[[], Ner | None] = lambda: None,
+                 detect: Callable[[list[str]], list[str | None]] = detect_languages,
                  fulltext: FulltextFetcher | None = None,
                  metrics: Metrics | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  parse_pool: ParsePool | None = None) -> None:
         self._parse_pool = parse_pool
         self._ner = ner
+        self._detect = detect
         self._db = db
         self._fetcher = fetcher
         self._rules = rules
@@ -403,7 +411,8 @@ class Poller:
         if todo:
             identities = await self._identify([entry for entry, _ in todo])
             prepared = await asyncio.to_thread(prepare, ruleset, todo, identities, feed,
-                                               self._ner, errors, now - policy.max_article_age)
+                                               self._ner, errors, now - policy.max_article_age,
+                                               self._detect)
         next_poll = None
         if result is not None and interval is not None:
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-from monitor.ingest import dedup
-from monitor.ingest.identity import identify, language
+from monitor.ingest import dedup, lang
+from monitor.ingest.identity import identify, language_text
 from monitor.ingest.parse import Entry
 
 BODY = ("Dockworkers in the invented port of Varnholm ended a four-day strike on Friday after "
@@ -18,10 +18,10 @@ def _entry(key: str, *, lang: str | None, url: str | None = None, title: str = "
                  published_at=None)
 
 
-def test_declared_language_is_kept_and_a_missing_one_detected() -> None:
-    assert language(_entry("a", lang="fr")) == "fr"    # the feed says so: no second guessing
-    assert language(_entry("b", lang=None)) == "en"
-    assert language(_entry("c", lang=None, title="", body="Varnholm")) is None  # one word
+def test_language_text_is_the_start_of_the_text() -> None:
+    entry = _entry("a", lang=None, title="Strike ends", body="x" * 5000)
+    text = language_text(entry)
+    assert text.startswith("Strike ends ") and len(text) == len("Strike ends  ") + lang.MAX_CHARS
 
 
 def test_hashes_url_and_signature_are_the_dedup_ones() -> None:
