@@ -26,8 +26,8 @@ sync), and times ``Daemon.poll_all_once`` for each cycle:
 * idle    - 100% unchanged: its CPU / feeds is the CPU per unchanged feed.
 
 CPU is the pressmon process's own (``getrusage``) plus its child processes' (parse
-workers, read from ``/proc``). RSS is the pressmon process's peak (``ru_maxrss``); the
-table also shows the parse workers' peak and the sum.
+workers and the NLP process, read from ``/proc``). RSS is the pressmon process's peak
+(``ru_maxrss``); the table also shows the worker processes' peaks and the sum.
 
 The naive baseline is sequential ``feedparser.parse(url)`` over a sample of feeds, scaled
 to all of them. The last line printed is machine-readable:
@@ -322,7 +322,7 @@ def processes() -> dict[int, tuple[int, float]]:
 
 
 def _children_cpu() -> tuple[float, list[int]]:
-    """CPU seconds of this process's live children, from /proc, and the parse workers' pids
+    """CPU seconds of this process's live children, from /proc, and the workers' pids
     (every child but multiprocessing's resource tracker)."""
     me = os.getpid()
     total = 0.0
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"hits {c['hits']:<5} alerts {c['alerts']:<5} {note}")
 
     print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}  {'feeds':<28} articles / matching")
-    print(row("first", first, f"(parse workers: {first['workers']})"))
+    print(row("first", first, f"(worker processes: {first['workers']})"))
     print(row("steady", steady, f"({len(changed)} feeds changed)"))
     print(row("idle", idle, "(all unchanged)"))
     for c in (first, steady, idle):
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
           f"per unchanged feed incl. the {len(changed)} changed")
     print(f"naive sequential feedparser.parse(url): {naive_s:.1f}s for {args.feeds} feeds "
           f"(measured on {len(sample)}, scaled)")
-    print(f"peak RSS: pressmon {memory['rss_mb']:.1f} MB, parse workers {memory['worker_rss_mb']:.1f} MB "
+    print(f"peak RSS: pressmon {memory['rss_mb']:.1f} MB, worker processes {memory['worker_rss_mb']:.1f} MB "
           f"(sum {float(memory['rss_mb']) + float(memory['worker_rss_mb']):.1f} MB), "  # type: ignore[arg-type]
           f"{memory['rules']} rules; server max open connections {server.max_open}")
     print("targets: first < 20 s, steady < 7 s, < 2 ms CPU per unchanged feed, RSS < 300 MB")
