@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import multiprocessing
-import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from monitor.ingest import lang
+from monitor.ingest.worker import SpawnedPool, exit_with_parent
 from monitor.match import Document
 
 log = logging.getLogger(__name__)
@@ -140,8 +138,6 @@ def detect_languages(texts: Sequence[str]) -> list[str | None]:
 
 
 def _start_worker(parent: int) -> None:
-    from monitor.ingest.worker import exit_with_parent
-
     exit_with_parent(parent)
     if available():
         _load()   # ahead of the first batch; a failure is logged here and reported by find_spans
@@ -158,10 +154,8 @@ class NlpProcess:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self.pool = SpawnedPool(1, _start_worker)
         self._ner: bool | None = None     # whether the worker has the NER model; None: unknown
-        self._closed = False
 
     def languages(self, texts: Sequence[str]) -> list[str | None]:
         """The detected language of each text (``lang.detect``)."""
@@ -169,7 +163,7 @@ class NlpProcess:
 
     def load(self) -> Ner | None:
         """NER through the worker, or None when it has no model."""
-        if self._closed or not available() or self._ner is False:
+        if not available() or self._ner is False:
             return None
         if self._ner is None:
             try:
@@ -191,37 +185,19 @@ class NlpProcess:
 
     def _call(self, fn: Callable[[list[str]], _T], texts: list[str]) -> _T:
         for attempt in (1, 2):
-            executor = self._get()
+            executor = self.pool.get()
+            if executor is None:
+                raise RuntimeError("the NLP process is shut down")
             try:
                 return executor.submit(fn, texts).result()
             except BrokenProcessPool:
-                with self._lock:
-                    if self._executor is executor:
-                        self._executor = None
-                executor.shutdown(wait=False, cancel_futures=True)
+                self.pool.discard(executor)
                 if attempt == 2:
                     raise
                 log.warning("the NLP process died; starting a new one")
         raise AssertionError("unreachable")
 
-    def _get(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the NLP process is shut down")
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker, initargs=(os.getpid(),))
-            return self._executor
-
-    @property
-    def started(self) -> bool:
-        return self._executor is not None
-
     def shutdown(self) -> None:
-        """Stop the worker (waits for it to exit); NER is off from then on."""
-        with self._lock:
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker (waits for it to exit); NLP calls fail and NER is off from then on."""
+        self.pool.shutdown()
+        self._ner = False

@@ -41,13 +41,13 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
     pool = ParsePool(workers=1)
 
     async def run() -> None:
-        assert not pool.started
+        assert not pool.pool.started
         parsed = await pool.parse(RSS, HEADERS)
         assert parsed == parse_feed(RSS, HEADERS)
-        assert pool.started
+        assert pool.pool.started
         with pytest.raises(ParseError):
             await pool.parse(b"this is not a feed", {"content-type": "text/plain"})
-        executor = pool._executor
+        executor = pool.pool.get()
         assert executor is not None
         # A worker imports the parser and the pure text code, nothing heavy: no database, no
         # configuration or rules, no NER model, no HTTP client.
@@ -59,13 +59,13 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
         for heavy in ("sqlalchemy", "spacy", "monitor.config", "monitor.store", "monitor.service",
                       "monitor.nlp", "httpx", "pydantic", "yaml"):
             assert not any(m == heavy or m.startswith(heavy + ".") for m in modules), heavy
-        pids = list(executor._processes)
+        pids = pool.pool.processes
         assert pids
         await asyncio.to_thread(pool.shutdown)
         assert not any(alive(pid) for pid in pids)
         # After shutdown (a closing daemon finishing its polls) parsing still works, in a thread.
         assert (await pool.parse(RSS, HEADERS)).entries == parsed.entries
-        assert not pool.started
+        assert not pool.pool.started
 
     asyncio.run(run())
 
@@ -75,14 +75,14 @@ def test_a_dead_worker_is_replaced() -> None:
 
     async def run() -> None:
         await pool.parse(RSS, HEADERS)
-        assert pool._executor is not None
-        for pid in list(pool._executor._processes):
+        assert pool.pool.processes
+        for pid in pool.pool.processes:
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         # The parse that finds the pool broken still answers; later ones use new workers.
         while time.monotonic() < deadline:
             assert len((await pool.parse(RSS, HEADERS)).entries) == 2
-            if pool._executor is not None and all(alive(p) for p in pool._executor._processes):
+            if pool.pool.processes and all(alive(p) for p in pool.pool.processes):
                 break
             await asyncio.sleep(0.1)
         assert len((await pool.parse(RSS, HEADERS)).entries) == 2

@@ -120,20 +120,17 @@ def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.N
     process = nlp.NlpProcess()
     try:
         remote = process.load()
-        assert remote is not None and process.started
+        assert remote is not None and process.pool.started
         assert remote.spans(texts) == ner.spans(texts)
         assert process.languages(["Bugün Bakü'de hava çok güzel ve güneşli olacak.",
                                   "Today the weather in Baku will be sunny and warm.", "x"]) \
             == ["tr", "en", None]
-        executor = process._executor
-        assert executor is not None
-        (pid,) = executor._processes
+        (pid,) = process.pool.processes
         assert pid != os.getpid()
         os.kill(pid, signal.SIGKILL)
         # The batch that finds the worker dead is tried again in a new one.
         assert remote.spans(texts) == ner.spans(texts)
-        assert process._executor is not None
-        (new_pid,) = process._executor._processes
+        (new_pid,) = process.pool.processes
         assert new_pid != pid
     finally:
         process.shutdown()
@@ -145,4 +142,4 @@ def test_ner_process_without_the_model_starts_nothing(monkeypatch: pytest.Monkey
     monkeypatch.setattr(nlp, "MODEL", "no_such_spacy_model_installed")
     process = nlp.NlpProcess()
     assert process.load() is None
-    assert not process.started
+    assert not process.pool.started

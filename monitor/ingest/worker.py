@@ -1,13 +1,18 @@
-"""Start-up of a feed-parsing worker process (see ``service.poller.ParsePool``).
+"""Worker processes: their start-up, and the pool that runs them (``SpawnedPool``).
 
-Kept apart so that a worker imports only this, the parser and the standard library.
+Used by the feed-parsing workers (``service.poller.ParsePool``) and the NLP process
+(``nlp.NlpProcess``). Kept apart, standard library only, so that a parse worker imports only
+this, the parser and the pure text code.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 
 def exit_with_parent(parent: int) -> None:
@@ -19,3 +24,56 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class SpawnedPool:
+    """A ``ProcessPoolExecutor`` of freshly spawned workers (never forked from the threaded
+    daemon): started on first use, replaced after a worker dies, shut down for good once.
+
+    ``initializer(parent_pid)`` runs first in every worker; it should call
+    ``exit_with_parent``.
+    """
+
+    def __init__(self, workers: int, initializer: Callable[[int], None] = exit_with_parent) -> None:
+        self.workers = workers
+        self._initializer = initializer
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    def get(self) -> ProcessPoolExecutor | None:
+        """The executor, started if need be; None once shut down."""
+        with self._lock:
+            if self._closed:
+                return None
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=self._initializer, initargs=(os.getpid(),))
+            return self._executor
+
+    def discard(self, executor: ProcessPoolExecutor) -> None:
+        """Drop an executor whose worker died (``BrokenProcessPool``); the next ``get``
+        starts new workers."""
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    @property
+    def processes(self) -> list[int]:
+        """Pids of the live workers (for tests and diagnostics)."""
+        executor = self._executor
+        return list(executor._processes) if executor is not None else []  # noqa: SLF001
+
+    def shutdown(self) -> None:
+        """Stop the workers (waits for them to exit); ``get`` gives None from then on."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

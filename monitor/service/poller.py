@@ -8,13 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import multiprocessing
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +26,7 @@ from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.identity import Identity, identify, language_text
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
-from monitor.ingest.worker import exit_with_parent
+from monitor.ingest.worker import SpawnedPool
 from monitor.logs import first_line
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner, detect_languages
@@ -234,20 +231,8 @@ class ParsePool:
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or default_parse_workers()
-        self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
-        self._closed = False
-
-    def _get(self) -> ProcessPoolExecutor | None:
-        with self._lock:
-            if self._closed:
-                return None
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=exit_with_parent, initargs=(os.getpid(),))
-            return self._executor
+        self.pool = SpawnedPool(workers or default_parse_workers())
+        self.workers = self.pool.workers
 
     async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
         return await self.run(parse_feed, content, headers)
@@ -257,30 +242,19 @@ class ParsePool:
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` in a worker; in a thread while closing or when a worker died."""
-        executor = self._get()
+        executor = self.pool.get()
         if executor is None:   # closing: finish what is in flight without new workers
             return await asyncio.to_thread(fn, *args)
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BrokenProcessPool:
             log.warning("a feed parsing worker died; starting new ones")
-            with self._lock:
-                if self._executor is executor:
-                    self._executor = None
-            executor.shutdown(wait=False, cancel_futures=True)
+            self.pool.discard(executor)
             return await asyncio.to_thread(fn, *args)
-
-    @property
-    def started(self) -> bool:
-        return self._executor is not None
 
     def shutdown(self) -> None:
         """Stop the workers (waits for them to exit); later parses run in a thread."""
-        with self._lock:
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown()
 
 
 def default_parse_workers() -> int:
