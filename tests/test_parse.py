@@ -78,3 +78,41 @@ def test_html_to_text_drops_scripts_and_keeps_paragraphs() -> None:
     text = html_to_text("<p>One <b>two</b></p><script>alert(1)</script><p>Three&nbsp;four</p>")
     assert text == "One two\n\nThree four"
     assert "alert" not in text
+
+
+def _legacy(text: str, *, encoding: str, declared: str | None, lang: str = "tr") -> bytes:
+    decl = f' encoding="{declared}"' if declared else ""
+    return (f'<?xml version="1.0"{decl}?><rss version="2.0"><channel><title>Haber</title>'
+            f"<language>{lang}</language><item><guid>1</guid><title>{text}</title>"
+            "</item></channel></rss>").encode(encoding)
+
+
+TURKISH_TITLE = "Kılıçdaroğlu ve Erdoğan İstanbul'da, Şişli'de görüştü"
+UTF8 = {"content-type": "application/rss+xml; charset=utf-8"}
+
+
+@pytest.mark.parametrize(("declared", "headers"), [
+    ("utf-8", UTF8), (None, UTF8), ("UTF-8", {}), (None, {}),
+])
+def test_turkish_windows_1254_labelled_utf8_reads_right(declared: str | None,
+                                                        headers: dict[str, str]) -> None:
+    body = _legacy(TURKISH_TITLE, encoding="windows-1254", declared=declared)
+    (entry,) = parse_feed(body, headers).entries
+    assert entry.title == TURKISH_TITLE
+
+
+def test_other_legacy_text_is_read_as_before() -> None:
+    # Declared windows-1254: feedparser decodes it as declared.
+    body = _legacy(TURKISH_TITLE, encoding="windows-1254", declared="windows-1254")
+    assert parse_feed(body, {}).entries[0].title == TURKISH_TITLE
+    # Western European text in windows-1252 labelled UTF-8: as feedparser reads it.
+    french = "Élection à Besançon : l'équipe sortante gagne"
+    body = _legacy(french, encoding="windows-1252", declared="utf-8", lang="fr")
+    assert parse_feed(body, UTF8).entries[0].title == french
+    # An Icelandic feed keeps its þ and ð.
+    icelandic = "Þingið ræddi fjárlögin í gær á Alþingi"
+    body = _legacy(icelandic, encoding="windows-1252", declared="utf-8", lang="is")
+    assert parse_feed(body, UTF8).entries[0].title == icelandic
+    # Valid UTF-8 is never touched.
+    body = _legacy(TURKISH_TITLE, encoding="utf-8", declared="utf-8")
+    assert parse_feed(body, UTF8).entries[0].title == TURKISH_TITLE

@@ -167,7 +167,42 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None) -> ParsedF
                if k.lower() != "content-type" or _media_type(v) not in _JSON_TYPES}
     from monitor.ingest.fastfeed import parse_fast  # imports this module
 
+    content = turkish_mislabelled_as_utf8(content, headers)
     return parse_fast(content, headers) or _parse_with_feedparser(content, headers)
+
+
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\s;\"']+)", re.IGNORECASE)
+# The bytes where windows-1254 (Turkish) and windows-1252 differ in letters: Ğ İ Ş ğ ı ş
+# in the first, Ð Ý Þ ð ý þ (Icelandic, Faroese) in the second.
+_TURKISH_LETTERS = re.compile(rb"[\xd0\xdd\xde\xf0\xfd\xfe]")
+_NORDIC = re.compile(rb"<(?:\w+:)?language>\s*(?:is|fo)\b", re.IGNORECASE)
+
+
+def turkish_mislabelled_as_utf8(content: bytes, headers: dict[str, str] | None) -> bytes:
+    """Turkish windows-1254 text served as UTF-8 (or with no charset), as UTF-8.
+
+    feedparser reads a body that says UTF-8 but is not as windows-1252, which turns ş ğ ı
+    İ Ş Ğ into þ ð ý Ý Þ Ð: "Kılıçdaroğlu" would be "Kýlýçdaroðlu", and no rule would
+    find it. A body that is not valid UTF-8, says UTF-8 or nothing (HTTP charset, XML
+    declaration), has those bytes and is not an Icelandic or Faroese feed is windows-1254;
+    it is returned re-encoded as UTF-8. Anything else is returned as it is.
+    """
+    ctype = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    charset, xml = _CHARSET.search(ctype), _XML_ENCODING.match(content[:500])
+    declared = (charset.group(1) if charset else "", xml.group(1).decode("latin-1") if xml else "")
+    if any(d and d.lower().replace("_", "-") not in ("utf-8", "utf8") for d in declared):
+        return content
+    if not _TURKISH_LETTERS.search(content) or _NORDIC.search(content[:20_000]):
+        return content
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return content.decode("windows-1254").encode("utf-8")
+        except UnicodeDecodeError:   # bytes windows-1254 does not have: not Turkish after all
+            return content
+    return content
 
 
 def _parse_with_feedparser(content: bytes, headers: dict[str, str]) -> ParsedFeed:
