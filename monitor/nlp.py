@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -37,6 +38,9 @@ REPORTED = ("PERSON", "GPE", "LOC", "ORG")
 # A place may be tagged GPE or LOC by the model; either confirms a place entity.
 COMPATIBLE = {"GPE": {"GPE", "LOC"}, "LOC": {"LOC", "GPE"}, "FAC": {"FAC", "LOC", "GPE", "ORG"}}
 MAX_CHARS = 100_000
+CALL_TIMEOUT = 120.0
+"""Seconds the NLP process gets for one call (NER of one poll's hits takes well under one;
+starting the process and loading its models, a few)."""
 
 Span = tuple[int, int, str]
 Verifier = Callable[[str, str, int, int], bool]
@@ -189,7 +193,13 @@ class NlpProcess:
             if executor is None:
                 raise RuntimeError("the NLP process is shut down")
             try:
-                return executor.submit(fn, texts).result()
+                return executor.submit(fn, texts).result(timeout=CALL_TIMEOUT)
+            except FutureTimeout:
+                # A hung worker would hold every poll waiting on it: replace it, fail this call
+                # (the poll is recorded as failed and retried with the usual backoff).
+                self.pool.discard(executor, kill=True)
+                raise RuntimeError(f"the NLP process did not answer in {CALL_TIMEOUT:g}s; "
+                                   "it was restarted") from None
             except BrokenProcessPool:
                 self.pool.discard(executor)
                 if attempt == 2:

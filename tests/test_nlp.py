@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,30 @@ def test_ner_process_without_the_model_starts_nothing(monkeypatch: pytest.Monkey
     process = nlp.NlpProcess()
     assert process.load() is None
     assert not process.pool.started
+
+
+def _hang(texts: list[str]) -> None:
+    time.sleep(60)
+
+
+def test_a_hung_nlp_process_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that stops answering would hold every poll: the call fails after the
+    timeout, the worker is killed, and the next call gets a new one."""
+    from tests.procs import alive
+
+    process = nlp.NlpProcess()
+    try:
+        assert process.languages(["Today the weather in Baku will be sunny and warm."]) == ["en"]
+        (pid,) = process.pool.processes
+        monkeypatch.setattr(nlp, "CALL_TIMEOUT", 1.0)
+        with pytest.raises(RuntimeError, match="did not answer in 1s"):
+            process._call(_hang, [])
+        deadline = time.monotonic() + 5
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid)
+        monkeypatch.setattr(nlp, "CALL_TIMEOUT", 60.0)
+        assert process.languages(["Bugün Bakü'de hava çok güzel ve güneşli olacak."]) == ["tr"]
+        assert process.pool.processes and process.pool.processes[0] != pid
+    finally:
+        process.shutdown()

@@ -52,12 +52,15 @@ class SpawnedPool:
                     initializer=self._initializer, initargs=(os.getpid(),))
             return self._executor
 
-    def discard(self, executor: ProcessPoolExecutor) -> None:
-        """Drop an executor whose worker died (``BrokenProcessPool``); the next ``get``
-        starts new workers."""
+    def discard(self, executor: ProcessPoolExecutor, *, kill: bool = False) -> None:
+        """Drop an executor whose worker died (``BrokenProcessPool``) or, with ``kill``, hangs
+        (its workers are killed); the next ``get`` starts new workers."""
         with self._lock:
             if self._executor is executor:
                 self._executor = None
+        if kill:
+            for process in list(executor._processes.values()):  # noqa: SLF001
+                process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
 
     @property
