@@ -42,17 +42,17 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
 
     async def run() -> None:
         assert not pool.pool.started
-        parsed = await pool.parse(RSS, HEADERS)
+        parsed = await pool.run(parse_feed, RSS, HEADERS)
         assert parsed == parse_feed(RSS, HEADERS)
         assert pool.pool.started
         with pytest.raises(ParseError):
-            await pool.parse(b"this is not a feed", {"content-type": "text/plain"})
+            await pool.run(parse_feed, b"this is not a feed", {"content-type": "text/plain"})
         executor = pool.pool.get()
         assert executor is not None
         # A worker imports the parser and the pure text code, nothing heavy: no database, no
         # configuration or rules, no NER model, no HTTP client.
         entries = parsed.entries
-        assert await pool.identify(entries) == identify(entries)
+        assert await pool.run(identify, entries) == identify(entries)
         modules = await asyncio.get_running_loop().run_in_executor(
             executor, eval, "sorted(__import__('sys').modules)")
         assert "feedparser" in modules and "monitor.ingest.identity" in modules
@@ -64,7 +64,7 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
         await asyncio.to_thread(pool.shutdown)
         assert not any(alive(pid) for pid in pids)
         # After shutdown (a closing daemon finishing its polls) parsing still works, in a thread.
-        assert (await pool.parse(RSS, HEADERS)).entries == parsed.entries
+        assert (await pool.run(parse_feed, RSS, HEADERS)).entries == parsed.entries
         assert not pool.pool.started
 
     asyncio.run(run())
@@ -74,18 +74,18 @@ def test_a_dead_worker_is_replaced() -> None:
     pool = ParsePool(workers=1)
 
     async def run() -> None:
-        await pool.parse(RSS, HEADERS)
+        await pool.run(parse_feed, RSS, HEADERS)
         assert pool.pool.processes
         for pid in pool.pool.processes:
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         # The parse that finds the pool broken still answers; later ones use new workers.
         while time.monotonic() < deadline:
-            assert len((await pool.parse(RSS, HEADERS)).entries) == 2
+            assert len((await pool.run(parse_feed, RSS, HEADERS)).entries) == 2
             if pool.pool.processes and all(alive(p) for p in pool.pool.processes):
                 break
             await asyncio.sleep(0.1)
-        assert len((await pool.parse(RSS, HEADERS)).entries) == 2
+        assert len((await pool.run(parse_feed, RSS, HEADERS)).entries) == 2
         await asyncio.to_thread(pool.shutdown)
 
     asyncio.run(run())

@@ -218,13 +218,13 @@ class ParsePool:
     """``parse_feed`` in worker processes, so feedparser's pure-Python parsing uses every core
     instead of holding the daemon's GIL (and starving the event loop's fetches).
 
-    They also ``identify`` the new entries of a poll (language detection, hashes, story
-    signature: pure CPU work on entries they have just parsed).
+    They also ``identify`` the new entries of a poll (hashes, canonical URL, story signature:
+    pure CPU work on entries they have just parsed; languages are detected in the NLP process).
 
     Workers are spawned fresh (never forked from the threaded daemon) on first use, and import
     only the parser and the pure text code (feedparser, ``monitor.ingest.parse``/``identity``/
-    ``dedup``/``lang``, the standard library, numpy, py3langid) - no SQLAlchemy, no rules, no
-    NER model. A worker that dies breaks the pool: the parse that saw
+    ``dedup``, the standard library, numpy) - no SQLAlchemy, no rules, no language or NER
+    model. A worker that dies breaks the pool: the parse that saw
     it runs in a thread instead and the next one starts a new pool. As with any ``spawn``
     start, a program embedding the daemon must guard its entry point with
     ``if __name__ == "__main__":`` (``pressmon`` and ``python -m monitor`` do).
@@ -233,12 +233,6 @@ class ParsePool:
     def __init__(self, workers: int | None = None) -> None:
         self.pool = SpawnedPool(workers or default_parse_workers())
         self.workers = self.pool.workers
-
-    async def parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
-        return await self.run(parse_feed, content, headers)
-
-    async def identify(self, entries: list[Entry]) -> list[Identity]:
-        return await self.run(identify, entries)
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` in a worker; in a thread while closing or when a worker died."""
@@ -326,7 +320,7 @@ class Poller:
             return PollResult(feed.id, status)
         async with self._stage:
             try:
-                parsed = await self._parse(result.content, result.headers_for_parser)
+                parsed = await self._off_loop(parse_feed, result.content, result.headers_for_parser)
             except ParseError as exc:
                 self._observe(started, "error")
                 return await self._fail(feed, policy, str(exc), None)
@@ -341,23 +335,19 @@ class Poller:
             return None
         async with self._stage:
             try:
-                parsed = await self._parse(
-                    content, {"content-type": content_type} if content_type else None)
+                parsed = await self._off_loop(
+                    parse_feed, content, {"content-type": content_type} if content_type else None)
             except ParseError as exc:
                 log.warning("feed %s: WebSub push ignored: %s", feed_id, exc)
                 return PollResult(feed_id, "error", error=str(exc))
             return await self._ingest(feed, self._policy(feed_id), parsed, self._clock(),
                                       result=None, interval=None)
 
-    async def _parse(self, content: bytes, headers: dict[str, str] | None) -> ParsedFeed:
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in a parse worker, or in a thread without a pool."""
         if self._parse_pool is not None:
-            return await self._parse_pool.parse(content, headers)
-        return await asyncio.to_thread(parse_feed, content, headers)
-
-    async def _identify(self, entries: list[Entry]) -> list[Identity]:
-        if self._parse_pool is not None:
-            return await self._parse_pool.identify(entries)
-        return await asyncio.to_thread(identify, entries)
+            return await self._parse_pool.run(fn, *args)
+        return await asyncio.to_thread(fn, *args)
 
     def _observe(self, started: float, status: str) -> None:
         if self._metrics is not None:
@@ -383,7 +373,7 @@ class Poller:
         ruleset = self._rules()
         prepared = []
         if todo:
-            identities = await self._identify([entry for entry, _ in todo])
+            identities = await self._off_loop(identify, [entry for entry, _ in todo])
             prepared = await asyncio.to_thread(prepare, ruleset, todo, identities, feed,
                                                self._ner, errors, now - policy.max_article_age,
                                                self._detect)
