@@ -43,7 +43,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.sanitizer import _HTMLSanitizer, _sanitize_html
 from feedparser.urls import _urljoin, resolve_relative_uris
 
-from monitor.ingest.parse import ParsedFeed, from_feedparser
+from monitor.ingest.parse import UTF8_NAMES, ParsedFeed, from_feedparser, names_only_utf8
 
 ATOM = "http://www.w3.org/2005/Atom"
 _XML = "http://www.w3.org/XML/1998/namespace"
@@ -62,8 +62,6 @@ _STD_PREFIX = {k.lower(): v for k, v in _FeedParserMixin.namespaces.items()}
 _VERSION_NAMESPACES = (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")
 _XMLNS = re.compile(rb"""xmlns(?::([^\s=>]+))?\s*=\s*["']([^"']*)["']""")
 _UNSAFE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
-_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
-_UTF8 = ("utf-8", "utf8")
 
 
 class _Decline(Exception):
@@ -553,17 +551,12 @@ def _accepted_bytes(content: bytes, headers: dict[str, str] | None) -> bytes | N
     hdrs = dict(headers or {})
     if any(k.lower() in ("content-location", "content-language") for k in hdrs):
         return None
-    declared = _DECL_ENCODING.match(body)
-    if declared and declared.group(1).decode("ascii", "replace").lower() not in _UTF8:
-        return None
-    ctype = next((v for k, v in hdrs.items() if k.lower() == "content-type"), "")
-    charset = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", ctype, re.IGNORECASE)
-    if charset and charset.group(1).lower() not in _UTF8:
+    if not names_only_utf8(body, hdrs):
         return None
     result: dict[str, Any] = {}
     data = convert_to_utf8(hdrs, content, result)
     encoding = str(result.get("encoding") or "").lower()
-    if encoding not in _UTF8 and not (
+    if encoding not in UTF8_NAMES and not (
             body.isascii() and encoding in ("us-ascii", "ascii", "iso-8859-1", "windows-1252")):
         return None
     for prefix, uri in _XMLNS.findall(data):

@@ -172,7 +172,17 @@ def parse_feed(content: bytes, headers: dict[str, str] | None = None) -> ParsedF
 
 
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
-_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\s;\"']+)", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.IGNORECASE)
+UTF8_NAMES = ("utf-8", "utf8")
+
+
+def names_only_utf8(content: bytes, headers: dict[str, str] | None) -> bool:
+    """Whether every encoding the response names (HTTP charset, XML declaration) is UTF-8;
+    true too when it names none."""
+    ctype = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    charset, xml = _CHARSET.search(ctype), _XML_ENCODING.match(content[:500])
+    named = (charset.group(1) if charset else "", xml.group(1).decode("latin-1") if xml else "")
+    return all(n.lower().replace("_", "-") in UTF8_NAMES for n in named if n)
 # The bytes where windows-1254 (Turkish) and windows-1252 differ in letters: Ğ İ Ş ğ ı ş
 # in the first, Ð Ý Þ ð ý þ (Icelandic, Faroese) in the second.
 _TURKISH_LETTERS = re.compile(rb"[\xd0\xdd\xde\xf0\xfd\xfe]")
@@ -188,10 +198,7 @@ def turkish_mislabelled_as_utf8(content: bytes, headers: dict[str, str] | None) 
     declaration), has those bytes and is not an Icelandic or Faroese feed is windows-1254;
     it is returned re-encoded as UTF-8. Anything else is returned as it is.
     """
-    ctype = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
-    charset, xml = _CHARSET.search(ctype), _XML_ENCODING.match(content[:500])
-    declared = (charset.group(1) if charset else "", xml.group(1).decode("latin-1") if xml else "")
-    if any(d and d.lower().replace("_", "-") not in ("utf-8", "utf8") for d in declared):
+    if not names_only_utf8(content, headers):
         return content
     if not _TURKISH_LETTERS.search(content) or _NORDIC.search(content[:20_000]):
         return content
