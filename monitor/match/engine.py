@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from operator import itemgetter
@@ -398,6 +398,20 @@ _NEAR_TOKENS = 48
 _MAX_MISSES = 3
 
 
+def _occurrences(text: str, token: str, forward: bool) -> Iterator[int]:
+    """Offsets where `token` occurs in `text`: from the start, or from the end backwards."""
+    if forward:
+        at = text.find(token)
+        while at >= 0:
+            yield at
+            at = text.find(token, at + 1)
+    else:
+        at = text.rfind(token)
+        while at >= 0:
+            yield at
+            at = text.rfind(token, 0, at + len(token) - 1)
+
+
 class _FieldIndex:
     """One field's folded tokens; positions and character offsets on demand."""
 
@@ -486,34 +500,22 @@ class _FieldIndex:
         size = len(token)
         assert self._pattern is not None  # the text has this token
         match = self._pattern.match
-        misses = 0
-        if raw - lower <= upper - raw:
-            at = -1
-            while True:
-                at = text.find(token, at + 1)
-                end = at + size
-                if (at == 0 or match(text, at - 1, at) is None) and match(text, end, end + 1) is None:
-                    if not rank:
-                        break
-                    rank -= 1
-                else:
-                    misses += 1
-                    if misses > _MAX_MISSES:
-                        return self._start(raw)
-        else:
+        forward = raw - lower <= upper - raw
+        if not forward:
             rank = len(same) - 1 - rank
-            at = len(text) + 1
-            while True:
-                at = text.rfind(token, 0, at + size - 1)
-                end = at + size
-                if (at == 0 or match(text, at - 1, at) is None) and match(text, end, end + 1) is None:
-                    if not rank:
-                        break
-                    rank -= 1
-                else:
-                    misses += 1
-                    if misses > _MAX_MISSES:
-                        return self._start(raw)
+        misses = 0
+        for at in _occurrences(text, token, forward):
+            end = at + size
+            if (at == 0 or match(text, at - 1, at) is None) and match(text, end, end + 1) is None:
+                if not rank:
+                    break
+                rank -= 1
+            else:
+                misses += 1
+                if misses > _MAX_MISSES:
+                    return self._start(raw)
+        else:  # pragma: no cover - the token occurs `rank` more times; counting is exact anyway
+            return self._start(raw)
         marks.insert(k, raw)
         self._starts[raw] = at
         return at
