@@ -59,9 +59,7 @@ def test_phrase_waits_for_its_two_rarest_words() -> None:
         "Alpha Beta Gamma met ABGQ",
         "only hamat here",
     ]
-    for text in texts:
-        doc = Document(title="t", body=text)
-        assert matcher.match(doc) == matcher.match_naive(doc)
+    _agrees_with_naive(matcher, texts)
     assert [h.rule_id for h in matcher.match(Document(body=texts[1]))] == ["phrase", "near"]
     assert [h.rule_id for h in matcher.match(Document(body=texts[3]))] == ["org"]
 
@@ -297,9 +295,7 @@ def test_a_trigger_word_waits_for_the_next_requirement() -> None:
         "Alpha wheat, Betacorp",
         "Gamma wheat",
     ]
-    for text in texts:
-        doc = Document(title="t", body=text)
-        assert matcher.match(doc) == matcher.match_naive(doc), text
+    _agrees_with_naive(matcher, texts)
     candidates = {
         text: {matcher._rules[i].spec.id for i in matcher._candidates({w for w in text.lower().split()})[0]}
         for text in texts
@@ -309,3 +305,9 @@ def test_a_trigger_word_waits_for_the_next_requirement() -> None:
     assert [h.rule_id for h in matcher.match(Document(body="tiberian wheat barley"))] == [
         "and", "or", "three",
     ]
+
+
+def _agrees_with_naive(matcher: Matcher, texts: list[str]) -> None:
+    for text in texts:
+        doc = Document(title="t", body=text)
+        assert matcher.match(doc) == matcher.match_naive(doc), text
