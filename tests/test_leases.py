@@ -11,6 +11,7 @@ import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -242,3 +243,46 @@ def test_a_poll_that_crashes_inside_pressmon_is_recorded_as_a_failure(
         assert row.next_poll_at is not None
         wait = row.next_poll_at - datetime.now(UTC)
         assert timedelta(minutes=7) < wait <= timedelta(minutes=10), "first-failure backoff"
+
+
+def test_a_stop_during_a_claim_still_drains_the_polls_it_starts(
+        tmp_path: Path, write_config: WriteConfig) -> None:
+    """A stop that arrives while a claim is under way: the polls that claim starts are
+    waited for like any other, instead of losing their fetches to the closing client."""
+    def slow() -> bytes:
+        time.sleep(0.5)
+        return rss([{"guid": "1", "title": "Quiet day", "description": "Nothing."}])
+
+    with FeedServer({"/f.xml": slow}) as server:
+        config = write_config({
+            "database": f"sqlite:///{tmp_path / 'd.db'}",
+            "poll": {"interval": "1h", "allow_private_networks": True},
+            "feeds": [{"id": "f", "url": server.url("/f.xml")}],
+        }, {"rules": []})
+        daemon = Daemon(load_settings(config), console=io.StringIO())
+
+        async def scenario() -> None:
+            await daemon.start()
+            real_run = daemon.db.run
+
+            async def slow_claim(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if fn is queries.claim_feeds:
+                    await asyncio.sleep(0.3)
+                return await real_run(fn, *args, **kwargs)
+
+            daemon.db.run = slow_claim  # type: ignore[method-assign]
+            try:
+                daemon.polling.kick()
+                await asyncio.sleep(0.05)            # the claim is under way
+                daemon.request_stop()
+                await daemon._drain()
+                assert not daemon._in_flight, "the claimed poll finished within the drain"
+            finally:
+                daemon.db.run = real_run  # type: ignore[method-assign]
+                await daemon.release()
+                await daemon.close()
+
+        asyncio.run(scenario())
+    assert server.requests["/f.xml"] == 1
+    with daemon.db.session() as s:
+        assert [(f.status, f.lease_owner) for f in s.scalars(select(Feed))] == [("ok", None)]

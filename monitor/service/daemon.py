@@ -460,9 +460,13 @@ class Daemon:
 
     async def _drain(self) -> None:
         """Let in-flight polls finish, then flush what is due, within the grace period."""
-        pending = [t for t in self._in_flight.values() if not t.done()]
+        pending: list[asyncio.Task[PollResult]] = []
         try:
             async with asyncio.timeout(STOP_GRACE_SECONDS):
+                # A claim under way when the stop came starts its polls: wait for it, or
+                # they would miss the drain and lose their fetches to the closing client.
+                await self.polling.wait()
+                pending = [t for t in self._in_flight.values() if not t.done()]
                 if pending:
                     await asyncio.gather(*pending, return_exceptions=True)
                 await self.delivering.wait()
