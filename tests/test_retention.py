@@ -1,5 +1,5 @@
 """Retention (SPEC §8): old articles without hits go, in batches; hits, their articles and
-dateless entries stay; story buckets go after the near-duplicate window."""
+dateless entries stay; stories go with their last article."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from monitor.ingest.parse import Entry
 from monitor.service.retention import apply_retention
 from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.models import Article, Story, StoryBand
+from monitor.store.models import Article, Story
 
 NOW = datetime(2026, 9, 1, tzinfo=UTC)
 KEEP = timedelta(days=90)
@@ -24,8 +24,8 @@ def store(db: Database, key: str, when: datetime, *, dated: bool = True,
     text = f"{key} harbour cranes report {key}"
     signature = dedup.signature(text)
     story = db.call(queries.assign_stories, feed_id="f", now=when, threshold=0.8,
-                    similarity=dedup.similarity,
-                    keys=[queries.StoryKey(key, None, signature, dedup.bands(signature))])[0]
+                    similarity=dedup.similarity, index=db.stories,
+                    keys=[queries.StoryKey(key, None, signature)])[0]
     entry = Entry(key=key, url=None, title=key, summary=text, body="", author=None, lang="en",
                   published_at=when if dated else None)
     article = db.call(queries.insert_articles, "f", [
@@ -53,14 +53,10 @@ def test_retention_prunes_old_articles_without_hits_in_batches(db_url: str) -> N
     with db.session() as s:
         left = set(s.scalars(select(Article.entry_key)))
         stories = s.scalar(select(func.count()).select_from(Story))
-        banded = set(s.scalars(select(StoryBand.story_id).distinct()))
-        today_story = s.scalar(select(Article.story_id).where(Article.entry_key == "today"))
     assert left == {"old-hit", "old-undated", "recent", "today"}
     assert done["articles"] == 5
     assert stories == 4, "the stories of the pruned articles went with them"
-    assert banded == {today_story}, "buckets outlive the near-duplicate window by nothing"
-    assert done["story buckets"] == 8 and done["stories"] == 5
+    assert done["stories"] == 5
     # a second run finds nothing more to do
-    assert asyncio.run(apply_retention(db, NOW, KEEP)) == {
-        "articles": 0, "story buckets": 0, "stories": 0}
+    assert asyncio.run(apply_retention(db, NOW, KEEP)) == {"articles": 0, "stories": 0}
     db.dispose()

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, insert, inspect, text
 
 from monitor.cli import main
+from monitor.ingest import dedup
 from monitor.ingest.parse import Entry
 from monitor.store import queries
-from monitor.store.db import Database, current_revision
-from monitor.store.models import Base
+from monitor.store.db import Database, current_revision, migrations_dir, upgrade
+from monitor.store.models import Base, Story
 from tests.conftest import WriteConfig
 
 
@@ -22,25 +28,36 @@ def test_migrations_create_exactly_the_models(db_url: str) -> None:
     db = Database(db_url)
     db.upgrade()
     db.upgrade()  # idempotent: every start runs it
-    assert current_revision(db.engine) == "0006"
+    assert current_revision(db.engine) == "0007"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     db.dispose()
 
 
+def _migration(revision: str) -> ModuleType:
+    """A migration script as a module (they are files, not a package)."""
+    (path,) = (migrations_dir() / "versions").glob(f"{revision}_*.py")
+    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def test_story_band_migration_keeps_the_buckets(db_url: str) -> None:
     """0006 turns hex buckets into BIGINTs (and back on downgrade) without losing a row, so
     stories started before the upgrade still catch their copies after it."""
-    import hashlib
-
-    from sqlalchemy import create_engine
-
-    from monitor.ingest import dedup
-    from monitor.store.db import upgrade
-
     signature = dedup.signature("Dockworkers in Varnholm ended their strike on Friday night")
-    bands = dedup.bands(signature)
+    bands = _migration("0007")._bands_0006(signature)
     engine = create_engine(db_url)
     upgrade(engine, "0005")
     old = [(band, f"{bucket & (2**64 - 1):016x}") for band, bucket in bands]
@@ -58,19 +75,42 @@ def test_story_band_migration_keeps_the_buckets(db_url: str) -> None:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT band, bucket FROM story_bands ORDER BY band")).all()
     assert [tuple(r) for r in rows] == bands
-    from alembic import command
-    from alembic.config import Config
-
-    from monitor.store.db import migrations_dir
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
+    _downgrade(engine, "0005")
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT band, bucket FROM story_bands ORDER BY band")).all()
     assert [tuple(r) for r in rows] == old
+    engine.dispose()
+
+
+def test_story_bands_leave_the_database_and_come_back_on_downgrade(db_url: str) -> None:
+    """0007 drops story_bands (the buckets live in memory, derived from the signatures);
+    a story started before the upgrade still catches its copy after it, and a downgrade
+    rebuilds the 0006 rows of the recent stories from their signatures."""
+    text_ = ("Dockworkers in Varnholm ended their strike on Friday night after the port "
+             "authority agreed to hire forty more crane operators before the winter season")
+    signature = dedup.signature(text_)
+    engine = create_engine(db_url)
+    upgrade(engine, "0006")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:   # the stories table is the same in both revisions
+        conn.execute(insert(Story).values(title="s", signature=list(signature), created_at=now))
+    upgrade(engine, "0007")
+    assert "story_bands" not in inspect(engine).get_table_names()
+    db = Database(db_url)
+    db.call(queries.sync_feeds, [("b", "http://b.test/feed", None)], now)
+    (joined,) = db.call(queries.assign_stories, feed_id="b", now=now, threshold=0.8,
+                        similarity=dedup.similarity, index=db.stories,
+                        keys=[queries.StoryKey("copy", None, signature)])
+    with engine.connect() as conn:
+        first = conn.execute(text("SELECT min(id) FROM stories")).scalar()
+    assert joined == first
+    db.dispose()
+    _downgrade(engine, "0006")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT band, bucket, story_id FROM story_bands "
+                                 "ORDER BY band")).all()
+    assert [tuple(r) for r in rows] == [
+        (band, bucket, first) for band, bucket in _migration("0007")._bands_0006(signature)]
     engine.dispose()
 
 
@@ -122,5 +162,5 @@ def test_db_upgrade_command(tmp_path: Path, write_config: WriteConfig,
                             capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config({"database": f"sqlite:///{tmp_path / 'cmd.db'}", "rules": []})
     assert main(["db", "upgrade", "--config", str(config)]) == 0
-    assert "at revision 0006" in capsys.readouterr().out
+    assert "at revision 0007" in capsys.readouterr().out
     assert (tmp_path / "cmd.db").exists()

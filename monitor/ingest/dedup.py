@@ -22,8 +22,8 @@ and keeps, for each of ``NUM_PERM`` seeded hash functions, the minimum
 Jaccard similarity of their shingle sets (``similarity``; standard error
 ``sqrt(J(1-J)/64)``, about 0.05 at J = 0.8).
 
-``bands`` cuts a signature into ``NUM_BANDS`` bands of ``ROWS_PER_BAND`` rows;
-two signatures share a bucket in some band with probability
+``band_keys`` cuts a signature into ``NUM_BANDS`` bands of ``ROWS_PER_BAND`` rows and
+hashes each to a 64-bit bucket key; two signatures share a bucket in some band with probability
 ``1 - (1 - J**4)**16``: 99.98% at J = 0.8, 98.8% at 0.7, 64% at 0.5, 12% at
 0.3, 2.5% at 0.2. Bands only nominate candidates; the caller confirms one with
 ``similarity(a, b) >= NEAR_DUPLICATE``.
@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import struct
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
@@ -54,9 +53,11 @@ __all__ = [
     "SHINGLE_WORDS",
     "TRACKING_PARAMS",
     "TRACKING_PREFIXES",
+    "band_keys",
     "bands",
     "canonical_url",
     "content_hash",
+    "is_empty",
     "signature",
     "similarity",
     "story_text",
@@ -291,6 +292,7 @@ def _splitmix64(seed: int, count: int) -> list[int]:
 _SEED = 0x70726573736D6F6E  # "pressmon"
 _PERM_SEEDS = np.array(_splitmix64(_SEED, NUM_PERM), dtype=np.uint64)
 _PAIR_MUL = np.uint64(0x9E3779B97F4A7C15 | 1)
+_BAND_SEEDS = np.array(_splitmix64(_SEED ^ 0xBA4D, NUM_BANDS), dtype=np.uint64)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S33 = np.uint64(33)
@@ -378,21 +380,35 @@ def similarity(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def bands(sig: Sequence[int]) -> list[tuple[int, int]]:
-    """LSH buckets of a signature: ``(band index, bucket)`` for each band; a bucket is a
-    signed 64-bit integer (it fits a BIGINT column).
+def band_keys(signatures: np.ndarray) -> np.ndarray:
+    """LSH bucket keys of many signatures at once: ``(N, NUM_PERM)`` ints -> ``(N, NUM_BANDS)``
+    uint64, each band's ``ROWS_PER_BAND`` values hashed with a seed of its own (so equal
+    values in different bands never share a key).
 
-    Signatures sharing any (band, bucket) pair are near-duplicate candidates
-    (``StoryBand`` rows). An empty text's signature has no bands.
+    Signatures sharing a key are near-duplicate candidates (``StoryIndex``). Keys live only
+    in memory, rebuilt from the stored signatures, so this scheme can change freely; the
+    caller drops the rows of empty-text signatures (``is_empty``).
     """
+    rows = np.asarray(signatures, dtype=np.uint64).reshape(-1, NUM_BANDS, ROWS_PER_BAND)
+    key = np.broadcast_to(_BAND_SEEDS, rows.shape[:2]).copy()
+    for r in range(ROWS_PER_BAND):
+        key ^= rows[:, :, r]
+        key = _fmix64(key)
+        key *= _PAIR_MUL
+    return _fmix64(key)
+
+
+def is_empty(signatures: np.ndarray) -> np.ndarray:
+    """Which rows of an ``(N, NUM_PERM)`` array are empty-text signatures (they match nothing)."""
+    return (np.asarray(signatures) == _EMPTY).all(axis=1)
+
+
+def bands(sig: Sequence[int]) -> list[int]:
+    """The LSH bucket keys of one signature, band by band (``band_keys``); none for an empty
+    text's signature or one of another scheme."""
     if len(sig) != NUM_PERM or _is_empty(sig):
         return []
-    packed = struct.pack(f"<{NUM_PERM}I", *sig)
-    width = 4 * ROWS_PER_BAND
-    return [(band, int.from_bytes(
-                hashlib.blake2b(band.to_bytes(2, "little") + packed[band * width:(band + 1) * width],
-                                digest_size=8).digest(), "big", signed=True))
-            for band in range(NUM_BANDS)]
+    return band_keys(np.array([sig], dtype=np.uint64))[0].tolist()
 
 
 def _capped(text: str, words: int) -> str:

@@ -21,7 +21,6 @@ class Identity:
     content_hash: str
     canonical_url: str | None
     signature: tuple[int, ...]
-    bands: list[tuple[int, int]]
 
 
 def language_text(entry: Entry) -> str:
@@ -30,11 +29,7 @@ def language_text(entry: Entry) -> str:
 
 
 def identify(entries: list[Entry]) -> list[Identity]:
-    out = []
-    for entry in entries:
-        signature = dedup.signature(dedup.story_text(entry.title, entry.summary, entry.body))
-        out.append(Identity(
-            content_hash=dedup.content_hash(entry.title, entry.summary, entry.body),
-            canonical_url=dedup.canonical_url(entry.url) if entry.url else None,
-            signature=signature, bands=dedup.bands(signature)))
-    return out
+    return [Identity(content_hash=dedup.content_hash(e.title, e.summary, e.body),
+                     canonical_url=dedup.canonical_url(e.url) if e.url else None,
+                     signature=dedup.signature(dedup.story_text(e.title, e.summary, e.body)))
+            for e in entries]

@@ -147,7 +147,6 @@ class Prepared:
     content_hash: str
     canonical_url: str | None
     signature: tuple[int, ...]
-    bands: list[tuple[int, int]]
     stored: queries.StoredEntry | None = None     # set for an updated entry
     fulltext_error: str | None = None
 
@@ -183,7 +182,7 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
             entities[i] = found
     return [Prepared(entry=entry, hits=hits, entities=found, content_hash=ident.content_hash,
                      canonical_url=ident.canonical_url, signature=ident.signature,
-                     bands=ident.bands, stored=stored, fulltext_error=errors.get(entry.key))
+                     stored=stored, fulltext_error=errors.get(entry.key))
             for (entry, stored), ident, hits, found
             in zip(entries, identities, results, entities, strict=True)]
 
@@ -425,9 +424,8 @@ class Poller:
         new = [item for item in prepared if item.stored is None]
         story_ids = queries.assign_stories(
             session, feed_id=feed.id, now=now, threshold=dedup.NEAR_DUPLICATE,
-            similarity=dedup.similarity,
-            keys=[queries.StoryKey(i.entry.title, i.canonical_url, i.signature, i.bands)
-                  for i in new])
+            similarity=dedup.similarity, index=self._db.stories,
+            keys=[queries.StoryKey(i.entry.title, i.canonical_url, i.signature) for i in new])
         stories = dict(zip((i.entry.key for i in new), story_ids, strict=True))
         inserted = queries.insert_articles(session, feed.id, [
             queries.NewArticle(i.entry, i.canonical_url, i.content_hash, stories[i.entry.key],

@@ -24,11 +24,10 @@ Pruner = Callable[[Session, datetime, int], int]
 
 async def apply_retention(db: Database, now: datetime, keep_articles: timedelta,
                           batch: int = BATCH) -> dict[str, int]:
-    """Prune old articles without hits, then story buckets past the near-duplicate window,
-    then stories nothing refers to; returns how many went, by kind."""
+    """Prune old articles without hits, then stories nothing refers to; returns how many
+    went, by kind."""
     steps: list[tuple[str, Pruner, datetime]] = [
         ("articles", queries.prune_articles, now - keep_articles),
-        ("story buckets", queries.prune_story_buckets, now - queries.STORY_WINDOW),
         ("stories", queries.prune_stories, now - keep_articles),
     ]
     done: dict[str, int] = {}

@@ -14,6 +14,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.ingest.storyindex import StoryIndex
+
 # Transaction-level advisory locks (PostgreSQL) that serialise the few steps several daemons
 # on one database must not run at the same moment.
 LOCK_MIGRATIONS = 0x70_6D_00_01      # schema upgrades on start
@@ -103,6 +105,8 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Near-duplicate candidates: a cache of the stories table (see queries.assign_stories).
+        self.stories = StoryIndex()
         # SQLite has one writer at a time: one worker thread avoids lock contention entirely.
         workers = 1 if self.engine.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")

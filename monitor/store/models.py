@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -108,22 +107,6 @@ class Story(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     signature: Mapped[list[Any] | None]            # MinHash of the first article
     created_at: Mapped[datetime] = mapped_column(index=True)
-
-
-class StoryBand(Base):
-    """LSH buckets of story signatures: near-duplicate candidates without a full scan."""
-
-    __tablename__ = "story_bands"
-    # Lookups are by bucket (it hashes the band index too), so the bucket leads the primary
-    # key and SQLite keeps the rows in it (WITHOUT ROWID): a new article's 16 rows go into one
-    # B-tree at random places (a first poll of 50,000 articles writes 800,000), plus an
-    # index on story_id that only ever grows at its end (ids increase), for retention. A
-    # row's age is its story's (``Story.created_at``): three integers a row.
-    __table_args__ = (Index("ix_story_bands_story_id", "story_id"), {"sqlite_with_rowid": False})
-
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    band: Mapped[int] = mapped_column(Integer, primary_key=True)
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
 
 
 class Article(Base):

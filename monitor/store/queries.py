@@ -15,8 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.ingest.parse import Entry
+from monitor.ingest.storyindex import StoryIndex
 from monitor.store.db import LOCK_FEED_SYNC, LOCK_STORIES, cluster_lock
-from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Lease, Story, StoryBand
+from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Lease, Story
 
 
 @dataclass(frozen=True)
@@ -351,26 +352,34 @@ class StoryKey:
     title: str
     canonical_url: str | None
     signature: Sequence[int]
-    bands: Sequence[tuple[int, int]]
 
 
 MAX_CANDIDATES = 20   # near-duplicate candidates checked per article (the most band-sharing)
+_ASSIGNED = "pressmon.stories_assigned"   # session.info: this transaction has caught up
 
 
 def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], threshold: float,
-                   now: datetime, similarity: Callable[[Sequence[int], Sequence[int]], float]
-                   ) -> list[int]:
+                   now: datetime, similarity: Callable[[Sequence[int], Sequence[int]], float],
+                   index: StoryIndex) -> list[int]:
     """The story of each new article of one feed, in a handful of queries for the batch.
 
     An article joins the story of any article with the same canonical URL, else the most
-    similar recent story (sharing an LSH bucket, similarity >= threshold) that has no
-    article from this same feed; else it starts a new story. Articles of one batch never
-    join each other: a feed does not syndicate itself.
+    similar recent story (sharing an LSH bucket in ``index``, similarity >= threshold) that
+    has no article from this same feed; else it starts a new story. Articles of one batch
+    never join each other: a feed does not syndicate itself.
+
+    ``index`` is this database's ``StoryIndex``; it first catches up with the stories other
+    transactions (and other daemons) added, under the lock that serialises assignments.
     """
     if not keys:
         return []
     # Two daemons storing copies of one story at the same moment must not both start it.
     cluster_lock(session, LOCK_STORIES)
+    if not session.info.get(_ASSIGNED):
+        # Once per transaction, before it adds stories of its own: what it reads is
+        # committed, so the index never holds a story a rollback takes back.
+        session.info[_ASSIGNED] = True
+        _catch_up(session, index, now)
     by_url: dict[str, int] = {}
     urls = sorted({k.canonical_url for k in keys if k.canonical_url})
     for chunk in _chunks(urls):
@@ -379,46 +388,28 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
                 .where(Article.canonical_url.in_(chunk), Article.story_id.is_not(None))):
             by_url.setdefault(url, story_id)
 
-    buckets: dict[tuple[int, int], list[int]] = {}
-    wanted = {b for k in keys if k.canonical_url not in by_url for b in k.bands}
-    own = select(Article.story_id).where(Article.feed_id == feed_id,
-                                         Article.story_id.is_not(None))
-    for chunk in _chunks(sorted({bucket for _, bucket in wanted})):
-        for band, bucket, story_id in session.execute(
-                select(StoryBand.band, StoryBand.bucket, StoryBand.story_id)
-                .join(Story, Story.id == StoryBand.story_id)
-                .where(StoryBand.bucket.in_(chunk),
-                       Story.created_at >= now - STORY_WINDOW,
-                       StoryBand.story_id.not_in(own))):
-            if (band, bucket) in wanted:
-                buckets.setdefault((band, bucket), []).append(story_id)
-
-    candidates: list[list[int]] = []
-    for key in keys:
-        shared: dict[int, int] = {}
-        if key.canonical_url not in by_url:
-            for band in key.bands:
-                for story_id in buckets.get(band, ()):
-                    shared[story_id] = shared.get(story_id, 0) + 1
-        candidates.append(sorted(shared, key=lambda s: -shared[s])[:MAX_CANDIDATES])
+    shared = index.candidates([k.signature if k.canonical_url not in by_url else ()
+                               for k in keys])
     signatures: dict[int, Sequence[int]] = {}
-    for chunk in _chunks(sorted({s for c in candidates for s in c})):
+    own = exists().where(Article.story_id == Story.id, Article.feed_id == feed_id)
+    for chunk in _chunks(sorted({s for found in shared for s in found})):
         for story_id, signature in session.execute(
-                select(Story.id, Story.signature).where(Story.id.in_(chunk))):
+                select(Story.id, Story.signature)
+                .where(Story.id.in_(chunk), Story.created_at >= now - STORY_WINDOW, ~own)):
             if signature:
                 signatures[story_id] = signature
 
     result: list[int | None] = []
-    for key, options in zip(keys, candidates, strict=True):
+    for key, found in zip(keys, shared, strict=True):
         if key.canonical_url in by_url:
             result.append(by_url[key.canonical_url])
             continue
+        options = sorted((s for s in found if s in signatures), key=lambda s: -found[s])
         best, best_score = None, threshold
-        for story_id in options:
-            if story_id in signatures:
-                score = similarity(key.signature, signatures[story_id])
-                if score >= best_score:
-                    best, best_score = story_id, score
+        for story_id in options[:MAX_CANDIDATES]:
+            score = similarity(key.signature, signatures[story_id])
+            if score >= best_score:
+                best, best_score = story_id, score
         result.append(best)
 
     fresh = [i for i, story in enumerate(result) if story is None]
@@ -428,14 +419,27 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
             insert(stories).returning(stories.c.id, sort_by_parameter_order=True),
             [{"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
               "created_at": now} for i in fresh]).scalars().all()
-        band_rows = []
         for i, story_id in zip(fresh, ids, strict=True):
             result[i] = story_id
-            band_rows += [{"band": band, "bucket": bucket, "story_id": story_id}
-                          for band, bucket in dict.fromkeys(keys[i].bands)]
-        if band_rows:
-            session.execute(insert(StoryBand.__table__), band_rows)
     return [int(s) for s in result if s is not None]
+
+
+_FLOOR_EVERY = timedelta(hours=1)
+
+
+def _catch_up(session: Session, index: StoryIndex, now: datetime) -> None:
+    """Bring ``index`` up to the stories table: the recent stories added since it last
+    looked (all of the window on first use), and now and then forget the ones that left
+    the window."""
+    since = now - STORY_WINDOW
+    rows = session.execute(select(Story.id, Story.signature)
+                           .where(Story.id > index.last_id, Story.created_at >= since)
+                           .order_by(Story.id))
+    index.add((story_id, signature) for story_id, signature in rows)
+    if index.floor_checked_at is None or now - index.floor_checked_at >= _FLOOR_EVERY:
+        index.floor_checked_at = now
+        floor = session.scalar(select(func.min(Story.id)).where(Story.created_at >= since))
+        index.forget_before(index.last_id + 1 if floor is None else floor)
 
 
 def _chunks(items: Sequence[Any], size: int = 400) -> Iterable[Sequence[Any]]:
@@ -606,27 +610,14 @@ def prune_articles(session: Session, before: datetime, limit: int) -> int:
     return len(ids)
 
 
-def prune_story_buckets(session: Session, before: datetime, limit: int) -> int:
-    """Delete the LSH buckets of up to ``limit`` stories started before ``before``; returns
-    how many stories lost theirs. Buckets older than the near-duplicate window are never
-    looked up again."""
-    ids = session.scalars(select(Story.id).where(
-        Story.created_at < before, exists().where(StoryBand.story_id == Story.id))
-        .order_by(Story.id).limit(limit)).all()
-    if ids:
-        session.execute(delete(StoryBand).where(StoryBand.story_id.in_(ids)))
-    return len(ids)
-
-
 def prune_stories(session: Session, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` stories started before ``before`` that no article, hit or
-    bucket refers to any more; returns how many."""
+    """Delete up to ``limit`` stories started before ``before`` that no article or hit
+    refers to any more; returns how many."""
     ids = session.scalars(
         select(Story.id)
         .where(Story.created_at < before,
                ~exists().where(Article.story_id == Story.id),
-               ~exists().where(Hit.story_id == Story.id),
-               ~exists().where(StoryBand.story_id == Story.id))
+               ~exists().where(Hit.story_id == Story.id))
         .order_by(Story.id).limit(limit)).all()
     if ids:
         session.execute(delete(Story).where(Story.id.in_(ids)))

@@ -1,0 +1,77 @@
+"""The in-memory LSH index of recent stories (monitor.ingest.storyindex)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from monitor.ingest import dedup
+from monitor.ingest.storyindex import StoryIndex
+
+LEAD = ("Dockworkers in Varnholm ended their strike on Friday night after the port authority "
+        "agreed to hire forty more crane operators before the winter season and to pay the "
+        "overtime owed since March, the union said in a statement read at the main gate")
+
+
+def _variant(words: list[str], rng: random.Random, edits: int) -> str:
+    out = list(words)
+    for _ in range(edits):
+        out[rng.randrange(len(out))] = f"w{rng.randrange(10**6)}"
+    return " ".join(out)
+
+
+def test_a_copy_finds_its_story_and_others_do_not() -> None:
+    index = StoryIndex()
+    story = dedup.signature(LEAD)
+    other = dedup.signature("The regional court suspended dredging works in Kessel Bay on "
+                            "Wednesday, ruling that the permit was not yet final")
+    index.add([(1, story), (2, other)])
+    copy = dedup.signature(LEAD.replace("forty", "40"))
+    found, unrelated = index.candidates([copy, dedup.signature("Mayor opens a new library")])
+    assert 1 in found and 2 not in found and found[1] >= 1
+    assert unrelated == {}
+    # the story itself shares every band with itself
+    assert index.candidates([story])[0][1] == dedup.NUM_BANDS
+    assert index.last_id == 2 and len(index) == 2 * dedup.NUM_BANDS
+
+
+def test_results_are_the_same_before_and_after_merges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys start in a dict and move to sorted arrays; lookups see both the same way."""
+    rng = random.Random(3)
+    words = LEAD.split()
+    signatures = [dedup.signature(_variant(words, rng, rng.randrange(0, 12))) for _ in range(60)]
+    probes = [dedup.signature(_variant(words, rng, 3)) for _ in range(10)]
+
+    def build(merge_at: int) -> list[dict[int, int]]:
+        monkeypatch.setattr(StoryIndex, "MERGE_AT", merge_at)
+        index = StoryIndex()
+        for start in range(0, 60, 7):     # added in batches, some merges in between
+            index.add(list(enumerate(signatures, 1))[start:start + 7])
+        return index.candidates(probes)
+
+    unmerged, merged = build(10**9), build(50)
+    assert unmerged == merged
+    assert all(found for found in merged), "close variants share bands with some story"
+    # a count is exactly the number of shared band keys
+    keys = {i: set(dedup.bands(s)) for i, s in enumerate(signatures, 1)}
+    for probe, found in zip(probes, merged, strict=True):
+        mine = set(dedup.bands(probe))
+        assert found == {i: len(k & mine) for i, k in keys.items() if k & mine}
+
+
+def test_forgotten_stories_are_no_longer_nominated() -> None:
+    index = StoryIndex()
+    index.add([(5, dedup.signature(LEAD)), (9, dedup.signature(LEAD + " later"))])
+    index.forget_before(6)
+    (found,) = index.candidates([dedup.signature(LEAD)])
+    assert 5 not in found and 9 in found
+    assert index.floor_id == 6 and len(index) == dedup.NUM_BANDS
+
+
+def test_stories_without_a_signature_only_move_last_id() -> None:
+    index = StoryIndex()
+    empty = dedup.signature(" -- ")
+    index.add([(3, None), (4, empty), (7, (1, 2, 3))])   # none, empty text, another scheme
+    assert index.last_id == 7 and len(index) == 0
+    assert index.candidates([empty, (), dedup.signature(LEAD)]) == [{}, {}, {}]
