@@ -61,6 +61,8 @@ def test_a_copy_joins_the_story_another_process_started(db_url: str) -> None:
     """Two daemons on one database: each index catches up with the other's stories."""
     first, second = _db(db_url), _db(db_url)
     (wire,) = _call(first, "a", LEAD)
+    # its own stories join its index when the transaction commits, without a read-back
+    assert first.stories.last_id == wire and len(first.stories) == dedup.NUM_BANDS
     _call(second, "c", "Something else entirely happened in the harbour today, people said")
     (copy,) = _call(second, "b", COPY)
     assert copy == wire

@@ -50,18 +50,23 @@ class StoryIndex:
         return len(self._keys) + self._recent_count
 
     def add(self, stories: Iterable[tuple[int, Sequence[int] | None]]) -> None:
-        """Index stories: ``(story id, signature)`` pairs, in any order. Stories without a
-        signature (or with an empty text's) are remembered as seen, nothing more."""
-        ids: list[int] = []
-        signatures: list[Sequence[int]] = []
-        top = 0
-        for story_id, signature in stories:
-            top = max(top, story_id)
-            if signature is not None and len(signature) == NUM_PERM:
-                ids.append(story_id)
-                signatures.append(signature)
+        """Index stories newer than ``last_id``: ``(story id, signature)`` pairs, in any
+        order. The index holds every story up to ``last_id``, so older ones are already in
+        (read back by one caller after another has added them) and are skipped. Stories
+        without a signature (or with an empty text's) are remembered as seen, nothing more."""
+        stories = list(stories)
         with self._lock:
-            self.last_id = max(self.last_id, top)
+            ids: list[int] = []
+            signatures: list[Sequence[int]] = []
+            top = self.last_id
+            for story_id, signature in stories:
+                if story_id <= self.last_id:
+                    continue
+                top = max(top, story_id)
+                if signature is not None and len(signature) == NUM_PERM:
+                    ids.append(story_id)
+                    signatures.append(signature)
+            self.last_id = top
             if not ids:
                 return
             array = np.array(signatures, dtype=np.uint64)

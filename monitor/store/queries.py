@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, event, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -179,20 +180,34 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
     """Record a successful poll that parsed the feed and end its lease (polls with nothing
     new go through ``record_quiet_polls``); False when the lease was lost to another
     process (then that process's poll is the one recorded)."""
-    values: dict[str, Any] = {
-        "status": status, "last_error": None, "last_fetch_at": now, "last_success_at": now,
-        "next_poll_at": next_poll_at, "consecutive_failures": 0, "lease_owner": None,
-        "etag": etag, "last_modified": last_modified, "body_hash": body_hash,
-    }
-    if new_entries:
-        values["last_new_entry_at"] = now
-    if entries_per_day is not None:
-        values["entries_per_day"] = entries_per_day
-    if interval_s is not None:
-        values["interval_s"] = interval_s
-    result = session.execute(update(Feed).where(Feed.id == feed_id, _held_by(owner))
-                             .values(**values))
+    statement = _success_statement(owner is not None, new_entries > 0,
+                                   entries_per_day is not None, interval_s is not None)
+    result = session.execute(statement, {
+        "b_id": feed_id, "b_owner": owner, "b_now": now, "b_next": next_poll_at,
+        "b_status": status, "b_etag": etag, "b_last_modified": last_modified,
+        "b_hash": body_hash, "b_rate": entries_per_day, "b_interval": interval_s})
     return bool(getattr(result, "rowcount", 0))
+
+
+@cache
+def _success_statement(owned: bool, new: bool, rate: bool, interval: bool) -> Any:
+    """``record_success``'s UPDATE, built once per shape (a Core statement: every poll that
+    stores articles runs one, and building it anew cost more than running it)."""
+    feeds = Feed.__table__
+    values: dict[str, Any] = {
+        "status": bindparam("b_status"), "last_error": None, "last_fetch_at": bindparam("b_now"),
+        "last_success_at": bindparam("b_now"), "next_poll_at": bindparam("b_next"),
+        "consecutive_failures": 0, "lease_owner": None, "etag": bindparam("b_etag"),
+        "last_modified": bindparam("b_last_modified"), "body_hash": bindparam("b_hash"),
+    }
+    if new:
+        values["last_new_entry_at"] = bindparam("b_now")
+    if rate:
+        values["entries_per_day"] = bindparam("b_rate")
+    if interval:
+        values["interval_s"] = bindparam("b_interval")
+    held = feeds.c.lease_owner == bindparam("b_owner") if owned else feeds.c.lease_owner.is_(None)
+    return update(feeds).where(feeds.c.id == bindparam("b_id"), held).values(**values)
 
 
 @dataclass(frozen=True)
@@ -377,7 +392,8 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
     cluster_lock(session, LOCK_STORIES)
     if not session.info.get(_ASSIGNED):
         # Once per transaction, before it adds stories of its own: what it reads is
-        # committed, so the index never holds a story a rollback takes back.
+        # committed, so the index never holds a story a rollback takes back. (Its own
+        # stories join the index when it commits.)
         session.info[_ASSIGNED] = True
         _catch_up(session, index, now)
     by_url: dict[str, int] = {}
@@ -421,7 +437,27 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
               "created_at": now} for i in fresh]).scalars().all()
         for i, story_id in zip(fresh, ids, strict=True):
             result[i] = story_id
+        # The index learns them once they are committed (``_stories_committed``).
+        session.info.setdefault(_NEW_STORIES, (index, []))[1].extend(
+            (result[i], keys[i].signature) for i in fresh)
     return [int(s) for s in result if s is not None]
+
+
+_NEW_STORIES = "pressmon.new_stories"   # session.info: (index, stories this transaction started)
+
+
+@event.listens_for(Session, "after_commit")
+def _stories_committed(session: Session) -> None:
+    session.info.pop(_ASSIGNED, None)
+    if (started := session.info.pop(_NEW_STORIES, None)) is not None:
+        index, stories = started
+        index.add(stories)
+
+
+@event.listens_for(Session, "after_rollback")
+def _stories_rolled_back(session: Session) -> None:
+    session.info.pop(_ASSIGNED, None)
+    session.info.pop(_NEW_STORIES, None)
 
 
 _FLOOR_EVERY = timedelta(hours=1)
