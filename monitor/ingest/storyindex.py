@@ -20,6 +20,7 @@ plus a dict of the keys added since the last merge (at most ``MERGE_AT``). Stori
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -41,7 +42,8 @@ class StoryIndex:
         self.floor_checked_at: datetime | None = None   # when the caller last set floor_id
         self._keys = np.empty(0, dtype=np.uint64)     # sorted
         self._ids = np.empty(0, dtype=np.int64)       # story of each key
-        self._recent: dict[int, list[int]] = {}       # added since the last merge
+        self._recent: dict[int, int] = {}       # added since the last merge: key -> story
+        self._more: dict[int, list[int]] = {}   # ... and the other stories of a shared key
         self._recent_count = 0
         self._lock = threading.Lock()
 
@@ -56,65 +58,56 @@ class StoryIndex:
         without a signature (or with an empty text's) are remembered as seen, nothing more."""
         stories = list(stories)
         with self._lock:
-            ids: list[int] = []
-            signatures: list[Sequence[int]] = []
-            top = self.last_id
-            for story_id, signature in stories:
-                if story_id <= self.last_id:
-                    continue
-                top = max(top, story_id)
-                if signature is not None and len(signature) == NUM_PERM:
-                    ids.append(story_id)
-                    signatures.append(signature)
-            self.last_id = top
-            if not ids:
+            fresh = [(i, s) for i, s in stories if i > self.last_id]
+            if not fresh:
                 return
-            array = np.array(signatures, dtype=np.uint64)
-            keep = ~is_empty(array)
-            keys = band_keys(array[keep]).tolist()
-            recent = self._recent
-            for story_id, row in zip(np.array(ids)[keep].tolist(), keys, strict=True):
-                for key in row:
-                    found = recent.get(key)
-                    if found is None:
-                        recent[key] = [story_id]
-                    else:
-                        found.append(story_id)
-            self._recent_count += len(keys) * (len(keys[0]) if keys else 0)
+            self.last_id = max(i for i, _ in fresh)
+            rows, keys = _keys_of([s for _, s in fresh])
+            if not rows:
+                return
+            ids = np.repeat(np.array([fresh[r][0] for r in rows], dtype=np.int64), keys.shape[1])
+            recent, more = self._recent, self._more
+            for key, story_id in zip(keys.ravel().tolist(), ids.tolist(), strict=True):
+                if recent.setdefault(key, story_id) != story_id:
+                    more.setdefault(key, []).append(story_id)
+            self._recent_count += ids.size
             if self._recent_count >= self.MERGE_AT:
                 self._merge()
 
-    def candidates(self, signatures: Sequence[Sequence[int]]) -> list[dict[int, int]]:
+    def candidates(self, signatures: Sequence[Sequence[int] | None]) -> list[dict[int, int]]:
         """For each signature, the indexed stories sharing a bucket with it and how many
         buckets each shares (more shared buckets: a likelier near-duplicate)."""
         out: list[dict[int, int]] = [{} for _ in signatures]
-        rows = [i for i, s in enumerate(signatures) if len(s) == NUM_PERM]
+        rows, keys = _keys_of(signatures)
         if not rows:
             return out
-        array = np.array([signatures[i] for i in rows], dtype=np.uint64)
-        keep = ~is_empty(array)
-        rows = [i for i, k in zip(rows, keep.tolist(), strict=True) if k]
-        if not rows:
-            return out
-        keys = band_keys(array[keep])
+        width = keys.shape[1]
+        flat = keys.ravel()
         with self._lock:
-            flat = keys.ravel()
-            lo = np.searchsorted(self._keys, flat, side="left")
-            hi = np.searchsorted(self._keys, flat, side="right")
-            width = keys.shape[1]
-            hits = np.nonzero(hi > lo)[0].tolist()
-            ids = self._ids
-            for position in hits:
-                shared = out[rows[position // width]]
-                for story_id in ids[lo[position]:hi[position]].tolist():
-                    shared[story_id] = shared.get(story_id, 0) + 1
-            recent = self._recent
+            indexed, ids = self._keys, self._ids
+            if len(indexed):
+                # One search, for the keys in order (each search starts where the last
+                # ended); most are not there, and the rest rarely have more than one story.
+                order = np.argsort(flat)
+                at = np.searchsorted(indexed, flat[order])
+                found = indexed[np.minimum(at, len(indexed) - 1)] == flat[order]
+                for position, start in zip(order[found].tolist(), at[found].tolist(),
+                                           strict=True):
+                    shared = out[rows[position // width]]
+                    key, end = flat[position], start
+                    while end < len(indexed) and indexed[end] == key:
+                        story_id = int(ids[end])
+                        shared[story_id] = shared.get(story_id, 0) + 1
+                        end += 1
+            recent, more = self._recent, self._more
             if recent:
-                for i, row in zip(rows, keys.tolist(), strict=True):
-                    shared = out[i]
-                    for key in row:
-                        for story_id in recent.get(key, ()):
-                            shared[story_id] = shared.get(story_id, 0) + 1
+                for position, key in enumerate(flat.tolist()):
+                    first = recent.get(key)
+                    if first is None:
+                        continue
+                    shared = out[rows[position // width]]
+                    for story_id in (first, *more.get(key, ())):
+                        shared[story_id] = shared.get(story_id, 0) + 1
         return out
 
     def forget_before(self, story_id: int) -> None:
@@ -127,18 +120,29 @@ class StoryIndex:
 
     def _merge(self) -> None:
         """Fold the recent keys into the sorted arrays, leaving out forgotten stories."""
-        keys = [self._keys]
-        ids = [self._ids]
+        keys, ids = [self._keys], [self._ids]
         if self._recent:
-            counts = [len(v) for v in self._recent.values()]
-            keys.append(np.repeat(np.fromiter(self._recent, dtype=np.uint64,
-                                              count=len(self._recent)), counts))
-            ids.append(np.fromiter((s for v in self._recent.values() for s in v),
-                                   dtype=np.int64, count=sum(counts)))
+            keys.append(np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent)))
+            ids.append(np.fromiter(self._recent.values(), dtype=np.int64,
+                                   count=len(self._recent)))
+            for key, extra in self._more.items():
+                keys.append(np.full(len(extra), key, dtype=np.uint64))
+                ids.append(np.array(extra, dtype=np.int64))
         all_keys, all_ids = np.concatenate(keys), np.concatenate(ids)
         live = all_ids >= self.floor_id
-        all_keys, all_ids = all_keys[live], all_ids[live]
-        order = np.argsort(all_keys, kind="stable")
-        self._keys, self._ids = all_keys[order], all_ids[order]
-        self._recent = {}
+        order = np.argsort(all_keys[live], kind="stable")
+        self._keys, self._ids = all_keys[live][order], all_ids[live][order]
+        self._recent, self._more = {}, {}
         self._recent_count = 0
+
+
+def _keys_of(signatures: Sequence[Sequence[int] | None]) -> tuple[list[int], np.ndarray]:
+    """The positions of the signatures that have bucket keys (of this scheme, not an empty
+    text's) and their keys, ``(len(positions), NUM_BANDS)``."""
+    rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == NUM_PERM]
+    if not rows:
+        return [], np.empty((0, 0), dtype=np.uint64)
+    array = np.fromiter(itertools.chain.from_iterable(signatures[i] for i in rows),
+                        dtype=np.uint64, count=len(rows) * NUM_PERM).reshape(-1, NUM_PERM)
+    keep = ~is_empty(array)
+    return [i for i, k in zip(rows, keep.tolist(), strict=True) if k], band_keys(array[keep])
