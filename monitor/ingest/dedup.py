@@ -34,9 +34,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import struct
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -60,6 +62,7 @@ __all__ = [
     "is_empty",
     "signature",
     "similarity",
+    "story_signature",
     "story_text",
 ]
 
@@ -111,13 +114,27 @@ _QUERY_SAFE = _PATH_SAFE | frozenset("?")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
+def _all_of(chars: frozenset[str]) -> re.Pattern[str]:
+    return re.compile(f"[{''.join(map(re.escape, sorted(chars)))}]*")
+
+
+# Parts made only of safe characters: none of them is "%", so `_normalise_escapes` would
+# append each as it is. One C-level fullmatch instead of that loop for typical URLs.
+_PLAIN = {_PATH_SAFE: _all_of(_PATH_SAFE), _QUERY_SAFE: _all_of(_QUERY_SAFE)}
+
+
 def _normalise_escapes(part: str, safe: frozenset[str]) -> str:
     """Percent-encoding normalised where it cannot change meaning (RFC 3986 §6.2.2).
 
     Escapes of unreserved characters are decoded ("%7E" -> "~"), other escapes are
     upper-cased ("%2f" -> "%2F", kept escaped), a stray "%" becomes "%25", and
     characters that must be escaped are (UTF-8).
+
+    A part of safe characters only (no "%" among them) is returned as it is: the loop
+    below would copy it character by character.
     """
+    if _PLAIN[safe].fullmatch(part):
+        return part
     out: list[str] = []
     i, n = 0, len(part)
     while i < n:
@@ -169,7 +186,10 @@ def _idna_host(host: str) -> str:
 
 
 def _is_tracking(piece: str) -> bool:
-    name = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), piece.partition("=")[0]).lower()
+    name = piece.partition("=")[0]
+    if "%" in name:  # else there is nothing to decode
+        name = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), name)
+    name = name.lower()
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
@@ -231,7 +251,24 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 
 
 def _normal_text(text: str) -> str:
-    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFC", text or "")).split())
+    r"""`text` NFC-normalised, without ``_INVISIBLE`` characters, its whitespace runs made one
+    space and stripped: ``" ".join(_INVISIBLE.sub("", nfc).split())``.
+
+    Fast path, exact: feed text comes from ``html_to_text`` as single-spaced paragraphs joined
+    by blank lines, already in that form but for the "\n\n". Say `flat` is the text with each
+    "\n\n" made a space. If `flat` is printable, has no double space and neither starts nor
+    ends with a space, it is the result: no printable character but the space is one
+    ``str.split`` splits on, nor one of ``_INVISIBLE`` (``test_printable_text_is_normal``
+    checks that over all of Unicode), so the text's whitespace runs are single spaces and
+    "\n\n"s between words (two of them side by side would show as a double space in `flat`),
+    and collapsing each to one space gives `flat`. ``str.isprintable`` is one C loop where
+    the regex, split and join cost ~10 us on a 1,500-character summary.
+    """
+    text = unicodedata.normalize("NFC", text or "")
+    flat = text.replace("\n\n", " ")
+    if flat.isprintable() and "  " not in flat and flat[:1] != " " and flat[-1:] != " ":
+        return flat
+    return " ".join(_INVISIBLE.sub("", text).split())
 
 
 def content_hash(title: str, summary: str, body: str) -> str:
@@ -324,35 +361,70 @@ def _words(text: str, limit: int | None = None) -> list[str]:
     return list(words if limit is None else itertools.islice(words, limit))
 
 
+_M1_INT, _M2_INT, _PAIR_MUL_INT = int(_M1), int(_M2), int(_PAIR_MUL)
+_KEYS = np.dtype("<u8")
+
+
+def _fmix64_int(x: int) -> int:
+    """``_fmix64`` of one value < 2**64, in Python ints."""
+    x ^= x >> 33
+    x = (x * _M1_INT) & _MASK64
+    x ^= x >> 33
+    x = (x * _M2_INT) & _MASK64
+    return x ^ (x >> 33)
+
+
 @lru_cache(maxsize=1 << 17)
-def _raw_word_hash(raw: str) -> int:
+def _raw_word_key(raw: str) -> bytes:
+    """What a raw token brings to a signature: the hash ``w`` of its folded word and
+    ``fmix(w) * C mod 2**64``, the first step of the shingle hashes it starts, as two
+    little-endian uint64 (16 bytes); nothing (b"") when it folds to nothing.
+
+    A text's keys joined are its words' ``(n, 2)`` array in one ``np.frombuffer``, and tokens
+    that fold to nothing drop out on their own.
+    """
     word = fold_token(raw)
-    return _word_hash(word) if word else -1
+    if not word:
+        return b""
+    w = _word_hash(word)
+    return struct.pack("<QQ", w, (_fmix64_int(w) * _PAIR_MUL_INT) & _MASK64)
 
 
-def _shingle_hashes(text: str) -> np.ndarray:
-    """64-bit hashes of the word shingles of `text` (uint64, possibly empty)."""
-    hashes = [_raw_word_hash(raw) for raw in token_pattern(text).findall(text)]
-    words = np.array([h for h in hashes if h >= 0], dtype=np.uint64)
+def _shingle_hashes(raw: list[str]) -> np.ndarray:
+    """64-bit hashes of the word shingles of the raw tokens `raw` (uint64, possibly empty)."""
+    keys = np.frombuffer(b"".join(map(_raw_word_key, raw)), dtype=_KEYS).reshape(-1, 2)
+    words, first_steps = keys[:, 0], keys[:, 1]
     n = len(words)
-    k = SHINGLE_WORDS
-    if n == 0:
-        return words
-    if n < k:
-        k = n
-    # h = fmix(...fmix(fmix(w0) * C + w1) * C + w2 ...): order-sensitive, wraps mod 2**64.
-    h = words[: n - k + 1].copy()
-    for j in range(1, k):
-        h = _fmix64(h)
-        h *= _PAIR_MUL
-        h += words[j : n - k + 1 + j]
+    k = min(SHINGLE_WORDS, n)
+    if k <= 1:
+        h = words.astype(np.uint64)  # a writable copy
+    else:
+        # h = fmix(...fmix(fmix(w0) * C + w1) * C + w2 ...): order-sensitive, wraps mod 2**64;
+        # each word's fmix(w) * C comes with its key.
+        h = first_steps[: n - k + 1] + words[1 : n - k + 2]
+        for j in range(2, k):
+            h = _fmix64(h)
+            h *= _PAIR_MUL
+            h += words[j : n - k + 1 + j]
     return _fmix64(h)
 
 
 def _minhash(shingles: np.ndarray) -> np.ndarray:
-    """(len(shingles), NUM_PERM) -> column minima of the top 32 bits of fmix(shingle ^ seed)."""
+    """(len(shingles), NUM_PERM) -> column minima of the top 32 bits of fmix(shingle ^ seed).
+
+    ``_fmix64`` written out but for its last step, ``x ^= x >> 33``: that leaves the top 32
+    bits as they are (``x >> 33 < 2**31``). And the top bits of a column's minimum are the
+    minimum of its top bits (``x >> 32`` is monotonic), so only the minima are shifted. Both
+    exact; three passes over the ``(n, 64)`` array fewer.
+    """
     x = shingles[:, None] ^ _PERM_SEEDS[None, :]
-    return (_fmix64(x) >> _S32).min(axis=0)
+    t = x >> _S33
+    x ^= t
+    x *= _M1
+    np.right_shift(x, _S33, out=t)
+    x ^= t
+    x *= _M2
+    return x.min(axis=0) >> _S32
 
 
 def signature(text: str) -> tuple[int, ...]:
@@ -360,7 +432,12 @@ def signature(text: str) -> tuple[int, ...]:
 
     An empty text (no word tokens) has a signature that matches nothing and has no bands.
     """
-    shingles = _shingle_hashes(text)
+    return _signature(token_pattern(text).findall(text))
+
+
+def _signature(raw: list[str]) -> tuple[int, ...]:
+    """``signature`` of a text whose raw tokens (``token_pattern(text).findall(text)``) are `raw`."""
+    shingles = _shingle_hashes(raw)
     if len(shingles) == 0:
         return (_EMPTY,) * NUM_PERM
     return tuple(_minhash(shingles).tolist())
@@ -411,20 +488,13 @@ def bands(sig: Sequence[int]) -> list[int]:
     return band_keys(np.array([sig], dtype=np.uint64))[0].tolist()
 
 
-def _capped(text: str, words: int) -> str:
-    """`text` cut after its `words`-th word token."""
-    spans = token_pattern(text).finditer(text)
-    for i, m in enumerate(spans, 1):
-        if i == words:
-            return text[: m.end()]
-    return text
-
-
 _START_CHARS = 1024
+_HEAD_TOKENS = LEAD_WORDS + 2
 
 
-def _normal_start(text: str) -> str:
-    """``_normal_text(text)``, or as much of its start as holds ``LEAD_WORDS + 2`` words.
+def _normal_start(text: str) -> tuple[str, list[str]]:
+    """``_normal_text(text)``, or as much of its start as holds ``LEAD_WORDS + 2`` word tokens;
+    with its ``token_pattern`` split after that many tokens at most (``_lead`` reads them).
 
     ``story_text`` looks at no more than ``LEAD_WORDS + 1`` words of a summary or body, and
     normalising a long body whole is most of its cost. Normalisation is local (NFC composes
@@ -435,11 +505,48 @@ def _normal_start(text: str) -> str:
     size = _START_CHARS
     while size < len(text):
         head = _normal_text(text[:size])
-        words = itertools.islice(token_pattern(head).finditer(head), LEAD_WORDS + 2)
-        if sum(1 for _ in words) == LEAD_WORDS + 2:
-            return head
+        parts = token_pattern(head).split(head, _HEAD_TOKENS)
+        if len(parts) > 2 * _HEAD_TOKENS:  # [separator, token] * _HEAD_TOKENS + [rest]
+            return head, parts
         size *= 4
-    return _normal_text(text)
+    text = _normal_text(text)
+    return text, token_pattern(text).split(text, _HEAD_TOKENS)
+
+
+class _Lead(NamedTuple):
+    """What ``story_text`` reads of a normalised summary, body, or both."""
+
+    text: str
+    words: list[str]      # _words(text, LEAD_WORDS + 1)
+    capped: str           # text cut after its LEAD_WORDS-th token (whole when it has fewer)
+    capped_raw: list[str]  # the raw tokens of `capped`
+    capped_words: int     # len(_words(capped))
+
+
+def _lead(text: str, parts: list[str]) -> _Lead:
+    """The ``_Lead`` of a normalised `text` from ``token_pattern(text).split(text, limit)``,
+    ``limit > LEAD_WORDS``: one pass over its first tokens, where ``_words`` and cutting the
+    text took four (count, words, cut, the cut text's words).
+
+    `parts` are separators and raw tokens alternately (then the rest), which joined give
+    `text`, so the first ``2 * LEAD_WORDS`` end where the ``LEAD_WORDS``-th token ends. A
+    token is a maximal run of token characters (whichever pattern ``token_pattern`` picks
+    finds the same), so the text cut there has exactly the first ``LEAD_WORDS`` tokens:
+    ``capped_raw`` and ``capped_words`` follow without tokenising it again.
+    """
+    raw = parts[1::2]
+    folded = list(map(fold_token, raw))
+    words = [w for w in folded if w]
+    if len(words) <= LEAD_WORDS < len(raw):  # tokens that fold to nothing: read them all
+        parts = token_pattern(text).split(text)
+        raw = parts[1::2]
+        folded = list(map(fold_token, raw))
+        words = [w for w in folded if w]
+    if len(raw) < LEAD_WORDS:  # fewer than `limit`: these are all the tokens
+        return _Lead(text, words, text, raw, len(words))
+    capped = text[: sum(map(len, parts[: 2 * LEAD_WORDS]))]
+    return _Lead(text, words[: LEAD_WORDS + 1], capped, raw[:LEAD_WORDS],
+                 sum(map(bool, folded[:LEAD_WORDS])))
 
 
 def story_text(title: str, summary: str, body: str) -> str:
@@ -453,18 +560,32 @@ def story_text(title: str, summary: str, body: str) -> str:
     ``MIN_LEAD_WORDS`` words the title goes first so short items keep enough words.
     Whitespace is normalised; the result is empty when all three are.
     """
-    title = _normal_text(title or "")
-    summary, body = _normal_start(summary or ""), _normal_start(body or "")
-    body_words = _words(body, LEAD_WORDS + 1)
-    if len(body_words) >= MIN_LEAD_WORDS:
-        return _capped(body, LEAD_WORDS)
-    summary_words = _words(summary, LEAD_WORDS + 1)
+    return _story(title, summary, body)[0]
+
+
+def story_signature(title: str, summary: str, body: str) -> tuple[int, ...]:
+    """``signature(story_text(title, summary, body))``, from the tokens ``story_text`` read
+    instead of tokenising its text again."""
+    return _signature(_story(title, summary, body)[1])
+
+
+def _story(title: str, summary: str, body: str) -> tuple[str, list[str]]:
+    """``story_text`` and its raw tokens."""
+    body_lead = _lead(*_normal_start(body or ""))
+    if len(body_lead.words) >= MIN_LEAD_WORDS:
+        return body_lead.capped, body_lead.capped_raw
+    summary_lead = _lead(*_normal_start(summary or ""))
+    body_words, summary_words = body_lead.words, summary_lead.words
     common = min(len(body_words), len(summary_words))
     if body_words[:common] == summary_words[:common]:  # one is the start of the other
-        lead = body if len(body_words) > len(summary_words) else summary
+        lead = body_lead if len(body_words) > len(summary_words) else summary_lead
     else:
-        lead = f"{summary} {body}"
-    lead = _capped(lead, LEAD_WORDS)
-    if len(_words(lead, MIN_LEAD_WORDS)) < MIN_LEAD_WORDS:
-        return f"{title}\n{lead}".strip()
-    return lead
+        text = f"{summary_lead.text} {body_lead.text}"
+        lead = _lead(text, token_pattern(text).split(text, _HEAD_TOKENS))
+    if lead.capped_words < MIN_LEAD_WORDS:
+        # "\n" is no token character and strip() takes only whitespace: the title's tokens,
+        # then the lead's.
+        title = _normal_text(title or "")
+        raw = token_pattern(title).findall(title) + lead.capped_raw
+        return f"{title}\n{lead.capped}".strip(), raw
+    return lead.capped, lead.capped_raw

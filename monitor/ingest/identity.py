@@ -2,7 +2,7 @@
 near-duplicate signature), and its language.
 
 ``identify`` is pure and picklable both ways, so the poller runs it in its parse workers, next
-to feedparser and off the daemon's GIL (~0.15 ms per new article). A missing language is
+to feedparser and off the daemon's GIL (~0.06 ms per new article). A missing language is
 detected from ``language_text`` in the NLP process (``monitor.nlp``): the identifier's model
 takes ~75 MB, better held once than in every parse worker. Nothing here knows about rules,
 the database or NER.
@@ -31,5 +31,5 @@ def language_text(entry: Entry) -> str:
 def identify(entries: list[Entry]) -> list[Identity]:
     return [Identity(content_hash=dedup.content_hash(e.title, e.summary, e.body),
                      canonical_url=dedup.canonical_url(e.url) if e.url else None,
-                     signature=dedup.signature(dedup.story_text(e.title, e.summary, e.body)))
+                     signature=dedup.story_signature(e.title, e.summary, e.body))
             for e in entries]

@@ -280,7 +280,7 @@ def test_story_text_normalises_only_the_start_it_needs(summary: list[str], body:
 
 def _story_text_normalising_whole(summary: str, body: str) -> str:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dedup, "_normal_start", dedup._normal_text)
+        patch.setattr(dedup, "_START_CHARS", sys.maxsize)  # never a start: the whole text
         return story_text("Title", summary, body)
 
 
