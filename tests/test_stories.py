@@ -111,3 +111,19 @@ def test_the_index_forgets_stories_that_left_the_window(db: Database) -> None:
     assert db.stories.floor_id > old
     assert old not in db.stories.candidates([dedup.signature(OTHER)])[0]
     db.dispose()
+
+
+def test_each_new_story_gets_its_own_row(db: Database) -> None:
+    """New stories are inserted in one statement whose RETURNING rows come in no set order:
+    each article must still get the story holding its own title and signature, and two
+    identical entries two stories."""
+    from monitor.store.models import Story
+
+    texts = (LEAD, OTHER, QUIET, LEAD, "Ferry timetable changes for the winter season")
+    ids = _call(db, "a", *texts)
+    assert len(set(ids)) == len(texts)
+    with db.session() as s:
+        stored = {story.id: story for story in s.query(Story).filter(Story.id.in_(ids))}
+    for text, story_id in zip(texts, ids, strict=True):
+        assert stored[story_id].title == text[:20]
+        assert tuple(stored[story_id].signature) == dedup.signature(text)
