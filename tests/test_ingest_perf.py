@@ -20,7 +20,7 @@ from monitor.config import Rule, RuleConfig
 from monitor.ingest.identity import identify
 from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Matcher, RuleSpec
-from monitor.service.poller import ParsePool, RuleSet, prepare
+from monitor.service.poller import ParsePool, RuleSet, prepare, with_languages
 from monitor.store import queries
 from tests.procs import alive
 
@@ -147,8 +147,8 @@ def test_languages_are_detected_only_where_the_feed_names_none() -> None:
 
     entries = [(_entry("a", "grain declared", None), None),
                (dataclasses.replace(_entry("b", "grain undeclared", None), lang=None), None)]
-    out = prepare(ruleset, entries, identify([e for e, _ in entries]), feed, lambda: None, {},
-                  detect=detect)
+    entries = with_languages(entries, detect)
+    out = prepare(ruleset, entries, identify([e for e, _ in entries]), feed, lambda: None, {})
     assert [p.entry.lang for p in out] == ["en", "tr"]
     assert asked == ["grain undeclared  "]           # title, summary, body: one text
     assert [bool(p.hits) for p in out] == [False, True]

@@ -8,10 +8,12 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -86,7 +88,9 @@ class Daemon:
                                concurrency=poll.concurrency, per_host=poll.per_host,
                                allow_private=poll.allow_private_networks)
         self.metrics = Metrics()
-        self._ruleset = RuleSet.build(settings)
+        # The rules in force, also written here for the parse workers to match with.
+        self._rules_dir = tempfile.TemporaryDirectory(prefix="pressmon-rules-")
+        self._ruleset = RuleSet.build(settings, Path(self._rules_dir.name))
         # Compiled rules live as long as the process: keep them out of every GC pass.
         gc.freeze()
         self._feeds = {f.id: f for f in settings.feeds}
@@ -258,6 +262,7 @@ class Daemon:
         await asyncio.to_thread(self.parse_pool.shutdown)
         await asyncio.to_thread(self.nlp.shutdown)
         await asyncio.to_thread(self.db.dispose)
+        self._rules_dir.cleanup()
 
     # ----------------------------------------------------------------- polling
 
@@ -346,7 +351,8 @@ class Daemon:
         """Load the config and rules again and swap them in whole; keep the last good on error."""
         try:
             settings = await asyncio.to_thread(load_settings, self.settings.path)
-            ruleset = await asyncio.to_thread(RuleSet.build, settings)
+            ruleset = await asyncio.to_thread(RuleSet.build, settings,
+                                              Path(self._rules_dir.name))
         except ConfigError as exc:
             self._fingerprint = await asyncio.to_thread(_fingerprint, self.settings)
             self.reload_error = str(exc)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -25,10 +25,11 @@ from monitor.ingest import dedup
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.identity import Identity, identify, language_text
+from monitor.ingest.matching import Shipped, document, identify_and_match, ship
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import SpawnedPool
 from monitor.logs import first_line
-from monitor.match import Document, Matcher, RuleHit
+from monitor.match import Matcher, RuleHit
 from monitor.nlp import Ner, detect_languages
 from monitor.service.hits import ArticleRef, write_hit
 from monitor.service.metrics import Metrics
@@ -48,12 +49,19 @@ class RuleSet:
     rules: dict[str, Rule]
     verify_ner: bool = False                      # some entity asks for `verify: ner`
     digest_channels: frozenset[str] = frozenset()  # channels that gather alerts into digests
+    shipped: Shipped | None = None                # the rules as parse workers read them
 
     @classmethod
-    def build(cls, settings: Settings) -> RuleSet:
-        return cls(settings.matcher(), {r.id: r for r in settings.rules},
-                   any(e.verify == "ner" for e in settings.entities.values()),
-                   frozenset(n for n, c in settings.channels.items() if c.digest is not None))
+    def build(cls, settings: Settings, ship_to: Path | None = None) -> RuleSet:
+        """The rules of ``settings``; with ``ship_to`` (a folder) also written there for the
+        parse workers to match with (``monitor.ingest.matching``)."""
+        verify_ner = any(e.verify == "ner" for e in settings.entities.values())
+        shipped = None
+        if ship_to is not None and not verify_ner:   # NER verification needs the daemon
+            shipped = ship([r.spec() for r in settings.rules], settings.entities, ship_to)
+        return cls(settings.matcher(), {r.id: r for r in settings.rules}, verify_ner,
+                   frozenset(n for n, c in settings.channels.items() if c.digest is not None),
+                   shipped)
 
 
 @dataclass(frozen=True)
@@ -110,14 +118,6 @@ def failure_delay(policy: FeedPolicy, failures: int, retry_after: float | None,
     return timedelta(seconds=capped * (0.75 + 0.25 * rng()))
 
 
-def document(entry: Entry, feed_id: str, feed_name: str | None, feed_url: str) -> Document:
-    domain = urlsplit(entry.url or feed_url).hostname or ""
-    source = " ".join(p for p in (feed_id, feed_name or "", domain) if p)
-    return Document(title=entry.title, summary=entry.summary, body=entry.body,
-                    author=entry.author or "", source=source, url=entry.url or "",
-                    lang=entry.lang, feed_id=feed_id)
-
-
 def adaptive_interval(policy: FeedPolicy, entries_per_day: float | None) -> timedelta:
     """Poll about twice per expected new entry, within min_interval..max_interval.
 
@@ -155,39 +155,50 @@ class Prepared:
     fulltext_error: str | None = None
 
 
+def with_languages(entries: list[tuple[Entry, queries.StoredEntry | None]],
+                   detect: Callable[[list[str]], list[str | None]] = detect_languages
+                   ) -> list[tuple[Entry, queries.StoredEntry | None]]:
+    """The entries, each with a language: detected (in one batch) where neither the entry nor
+    its feed says (``languages:`` rules need it before matching)."""
+    unknown = [i for i, (e, _) in enumerate(entries) if not e.lang]
+    if not unknown:
+        return entries
+    entries = list(entries)
+    found = detect([language_text(entries[i][0]) for i in unknown])
+    for i, code in zip(unknown, found, strict=True):
+        entry, stored = entries[i]
+        entries[i] = (dataclasses.replace(entry, lang=code), stored)
+    return entries
+
+
 def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | None]],
             identities: list[Identity], feed: queries.FeedState, ner: Callable[[], Ner | None],
             errors: dict[str, str], too_old: datetime | None = None,
-            detect: Callable[[list[str]], list[str | None]] = detect_languages) -> list[Prepared]:
-    """The rules' part of a poll, off the event loop: language, matching and NER. (``identify``
-    - hashes, story signature - has run in a parse worker.)
+            hits: list[list[RuleHit]] | None = None) -> list[Prepared]:
+    """The rules' part of a poll, off the event loop: matching (unless a parse worker has
+    given the ``hits``) and NER. Languages are known (``with_languages``), and ``identify``
+    - hashes, story signature - has run in a parse worker.
 
     NER runs only where needed: for `verify: ner` entities, and on articles that hit. Its
     entities only go into alerts, so with ``too_old`` (the poll's ``now - max_article_age``)
     it is skipped for hits that cannot alert: articles published before it, and hits of rules
     that notify nobody.
     """
-    unknown = [i for i, (e, _) in enumerate(entries) if not e.lang]
-    if unknown:
-        entries = list(entries)
-        found = detect([language_text(entries[i][0]) for i in unknown])
-        for i, code in zip(unknown, found, strict=True):
-            entry, stored = entries[i]
-            entries[i] = (dataclasses.replace(entry, lang=code), stored)
     docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
     model = ner() if ruleset.verify_ner else None
-    results = [ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
-               for doc in docs]
+    results = hits if hits is not None else [
+        ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
+        for doc in docs]
     entities: list[dict[str, list[str]]] = [{} for _ in docs]
-    with_hits = [i for i, hits in enumerate(results) if hits and (
-        too_old is None or _may_alert(ruleset, entries[i][0], hits, too_old))]
+    with_hits = [i for i, found in enumerate(results) if found and (
+        too_old is None or _may_alert(ruleset, entries[i][0], found, too_old))]
     if with_hits and (model := model or ner()) is not None:
         for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
             entities[i] = found
-    return [Prepared(entry=entry, hits=hits, entities=found, content_hash=ident.content_hash,
+    return [Prepared(entry=entry, hits=found_hits, entities=found, content_hash=ident.content_hash,
                      canonical_url=ident.canonical_url, signature=ident.signature,
                      stored=stored, fulltext_error=errors.get(entry.key))
-            for (entry, stored), ident, hits, found
+            for (entry, stored), ident, found_hits, found
             in zip(entries, identities, results, entities, strict=True)]
 
 
@@ -376,10 +387,18 @@ class Poller:
         ruleset = self._rules()
         prepared = []
         if todo:
-            identities = await self._off_loop(identify, [entry for entry, _ in todo])
+            todo = await asyncio.to_thread(with_languages, todo, self._detect)
+            new_entries = [entry for entry, _ in todo]
+            hits = None
+            if ruleset.shipped is not None and self._parse_pool is not None:
+                identities, hits = await self._off_loop(
+                    identify_and_match, ruleset.shipped, new_entries, feed.id, feed.name,
+                    feed.url)
+            else:
+                identities = await self._off_loop(identify, new_entries)
             prepared = await asyncio.to_thread(prepare, ruleset, todo, identities, feed,
                                                self._ner, errors, now - policy.max_article_age,
-                                               self._detect)
+                                               hits)
         next_poll = None
         if result is not None and interval is not None:
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),

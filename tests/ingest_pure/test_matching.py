@@ -1,0 +1,63 @@
+"""Matching in parse workers: rules shipped by file, compiled once per version
+(monitor.ingest.matching)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.ingest.identity import identify
+from monitor.ingest.matching import document, identify_and_match, ship
+from monitor.ingest.parse import Entry
+from monitor.match import EntitySpec, Matcher, RuleSpec
+
+RULES = [RuleSpec("karabakh", "@karabakh"), RuleSpec("grain", '"grain corridor"'),
+         RuleSpec("tr", "liman", languages=("tr",))]
+ENTITIES = {"karabakh": EntitySpec("karabakh", aliases=("Karabakh", "Qarabağ"))}
+ENTRIES = [
+    Entry(key=k, url=f"https://news.test/{k}", title=t, summary=s, body="", author=None,
+          lang=lang, published_at=datetime(2026, 11, 1, tzinfo=UTC))
+    for k, t, s, lang in [
+        ("a", "Talks on Karabakh resume", "Negotiators met in Tbilisi.", "en"),
+        ("b", "Ships wait", "The Black Sea grain corridor reopened on Monday.", "en"),
+        ("c", "Liman feribotu", "Liman yeniden açıldı.", "tr"),
+        ("d", "Liman in English", "A word that is not Turkish here.", "en"),
+        ("e", "Weather", "Rain in the afternoon.", None),
+    ]]
+
+
+def _expected(rules: list[RuleSpec]) -> list[list[str]]:
+    matcher = Matcher(rules, ENTITIES)
+    return [[h.rule_id for h in matcher.match(document(e, "f", "Feed", "https://news.test/rss"))]
+            for e in ENTRIES]
+
+
+def _ids(hits: list[list]) -> list[list[str]]:  # type: ignore[type-arg]
+    return [[h.rule_id for h in found] for found in hits]
+
+
+def test_shipped_rules_match_as_the_daemon_does(tmp_path: Path) -> None:
+    shipped = ship(RULES, ENTITIES, tmp_path)
+    identities, hits = identify_and_match(shipped, ENTRIES, "f", "Feed", "https://news.test/rss")
+    assert identities == identify(ENTRIES)
+    assert _ids(hits) == _expected(RULES) == [["karabakh"], ["grain"], ["tr"], [], []]
+    # the same rules are the same file; other rules another one
+    assert ship(RULES, ENTITIES, tmp_path) == shipped
+    assert ship(RULES[:1], ENTITIES, tmp_path).digest != shipped.digest
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pickle", ".pickle"]
+
+
+def test_a_worker_process_follows_a_new_version(tmp_path: Path) -> None:
+    """A spawned worker compiles what a reference names, and a new version when it comes."""
+    first = ship(RULES, ENTITIES, tmp_path)
+    changed = [RuleSpec("weather", "rain"), *RULES[1:]]
+    second = ship(changed, ENTITIES, tmp_path)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        args = (ENTRIES, "f", "Feed", "https://news.test/rss")
+        before = pool.submit(identify_and_match, first, *args).result()[1]
+        after = pool.submit(identify_and_match, second, *args).result()[1]
+        again = pool.submit(identify_and_match, first, *args).result()[1]
+    assert _ids(before) == _ids(again) == _expected(RULES)
+    assert _ids(after) == _expected(changed) == [[], ["grain"], ["tr"], [], ["weather"]]
