@@ -232,13 +232,14 @@ class ParsePool:
     """``parse_feed`` in worker processes, so feedparser's pure-Python parsing uses every core
     instead of holding the daemon's GIL (and starving the event loop's fetches).
 
-    They also ``identify`` the new entries of a poll (hashes, canonical URL, story signature:
-    pure CPU work on entries they have just parsed; languages are detected in the NLP process).
+    They also ``identify`` the new entries of a poll (hashes, canonical URL, story signature)
+    and match them against the rules (``monitor.ingest.matching``: pure CPU work on entries
+    they have just parsed; languages are detected in the NLP process first).
 
     Workers are spawned fresh (never forked from the threaded daemon) on first use, and import
-    only the parser and the pure text code (feedparser, ``monitor.ingest.parse``/``identity``/
-    ``dedup``, the standard library, numpy) - no SQLAlchemy, no rules, no language or NER
-    model. A worker that dies breaks the pool: the parse that saw
+    only the parser, the matcher and the pure text code (feedparser, ``monitor.ingest.parse``/
+    ``identity``/``dedup``/``matching``, ``monitor.match``, the standard library, numpy) - no
+    SQLAlchemy, no language or NER model. A worker that dies breaks the pool: the parse that saw
     it runs in a thread instead and the next one starts a new pool. As with any ``spawn``
     start, a program embedding the daemon must guard its entry point with
     ``if __name__ == "__main__":`` (``pressmon`` and ``python -m monitor`` do).
