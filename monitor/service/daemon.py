@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -89,8 +90,13 @@ class Daemon:
                                allow_private=poll.allow_private_networks)
         self.metrics = Metrics()
         # The rules in force, also written here for the parse workers to match with.
-        self._rules_dir = tempfile.TemporaryDirectory(prefix="pressmon-rules-")
-        self._ruleset = RuleSet.build(settings, Path(self._rules_dir.name))
+        self._rules_dir: Path | None = None
+        try:
+            self._rules_dir = Path(tempfile.mkdtemp(prefix="pressmon-rules-"))
+        except OSError as exc:
+            log.warning("no temporary folder for the parse workers' rules (%s); the daemon "
+                        "matches them itself", exc)
+        self._ruleset = RuleSet.build(settings, self._rules_dir)
         # Compiled rules live as long as the process: keep them out of every GC pass.
         gc.freeze()
         self._feeds = {f.id: f for f in settings.feeds}
@@ -262,7 +268,8 @@ class Daemon:
         await asyncio.to_thread(self.parse_pool.shutdown)
         await asyncio.to_thread(self.nlp.shutdown)
         await asyncio.to_thread(self.db.dispose)
-        self._rules_dir.cleanup()
+        if self._rules_dir is not None:
+            shutil.rmtree(self._rules_dir, ignore_errors=True)
 
     # ----------------------------------------------------------------- polling
 
@@ -351,8 +358,7 @@ class Daemon:
         """Load the config and rules again and swap them in whole; keep the last good on error."""
         try:
             settings = await asyncio.to_thread(load_settings, self.settings.path)
-            ruleset = await asyncio.to_thread(RuleSet.build, settings,
-                                              Path(self._rules_dir.name))
+            ruleset = await asyncio.to_thread(RuleSet.build, settings, self._rules_dir)
         except ConfigError as exc:
             self._fingerprint = await asyncio.to_thread(_fingerprint, self.settings)
             self.reload_error = str(exc)

@@ -58,7 +58,11 @@ class RuleSet:
         verify_ner = any(e.verify == "ner" for e in settings.entities.values())
         shipped = None
         if ship_to is not None and not verify_ner:   # NER verification needs the daemon
-            shipped = ship([r.spec() for r in settings.rules], settings.entities, ship_to)
+            try:
+                shipped = ship([r.spec() for r in settings.rules], settings.entities, ship_to)
+            except OSError as exc:
+                log.warning("cannot write the rules for the parse workers (%s); the daemon "
+                            "matches them itself", exc)
         return cls(settings.matcher(), {r.id: r for r in settings.rules}, verify_ner,
                    frozenset(n for n, c in settings.channels.items() if c.digest is not None),
                    shipped)

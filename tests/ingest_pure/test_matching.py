@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from monitor.ingest.identity import identify
 from monitor.ingest.matching import document, identify_and_match, ship
 from monitor.ingest.parse import Entry
 from monitor.match import EntitySpec, Matcher, RuleSpec
+from tests.conftest import WriteConfig
 
 RULES = [RuleSpec("karabakh", "@karabakh"), RuleSpec("grain", '"grain corridor"'),
          RuleSpec("tr", "liman", languages=("tr",))]
@@ -61,3 +65,19 @@ def test_a_worker_process_follows_a_new_version(tmp_path: Path) -> None:
         again = pool.submit(identify_and_match, first, *args).result()[1]
     assert _ids(before) == _ids(again) == _expected(RULES)
     assert _ids(after) == _expected(changed) == [[], ["grain"], ["tr"], [], ["weather"]]
+
+
+def test_rules_that_cannot_be_shipped_are_matched_in_the_daemon(
+        tmp_path: Path, write_config: WriteConfig, caplog: pytest.LogCaptureFixture) -> None:
+    from monitor.config import load_settings
+    from monitor.service.poller import RuleSet
+
+    settings = load_settings(write_config({"feeds": []}, {"rules": [
+        {"id": "grain", "query": '"grain corridor"'}]}))
+    shipped = RuleSet.build(settings, tmp_path)
+    assert shipped.shipped is not None and Path(shipped.shipped.path).parent == tmp_path
+    with caplog.at_level(logging.WARNING):
+        local = RuleSet.build(settings, tmp_path / "gone")     # no such folder
+    assert local.shipped is None and "the daemon matches them itself" in caplog.text
+    assert [h.rule_id for h in local.matcher.match(document(ENTRIES[1], "f", None, ""))] == [
+        "grain"]
