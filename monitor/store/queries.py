@@ -42,10 +42,10 @@ def _state(r: Feed) -> FeedState:
                      r.websub_state == "active" and not r.push_unreliable, r.lease_owner)
 
 
-def _held_by(owner: str | None) -> Any:
+def _held_by(owner: Any) -> Any:
     """Rows a process may still write a poll's outcome to: unclaimed ones (a push, a
-    ``--once`` run) or claimed by ``owner``. A process whose lease lapsed and was taken over
-    leaves the feed to its new owner."""
+    ``--once`` run) or claimed by ``owner`` (a name, or a bound parameter for one). A process
+    whose lease lapsed and was taken over leaves the feed to its new owner."""
     return Feed.lease_owner.is_(None) if owner is None else Feed.lease_owner == owner
 
 
@@ -206,8 +206,8 @@ def _success_statement(owned: bool, new: bool, rate: bool, interval: bool) -> An
         values["entries_per_day"] = bindparam("b_rate")
     if interval:
         values["interval_s"] = bindparam("b_interval")
-    held = feeds.c.lease_owner == bindparam("b_owner") if owned else feeds.c.lease_owner.is_(None)
-    return update(feeds).where(feeds.c.id == bindparam("b_id"), held).values(**values)
+    return update(feeds).where(feeds.c.id == bindparam("b_id"),
+                               _held_by(bindparam("b_owner") if owned else None)).values(**values)
 
 
 @dataclass(frozen=True)
@@ -227,24 +227,16 @@ class QuietPoll:
 
 
 def record_quiet_polls(session: Session, polls: Sequence[QuietPoll]) -> None:
-    """``record_success`` for many feeds in one statement per lease owner (an executemany);
-    a feed whose lease was taken over is left to its new owner."""
-    feeds = Feed.__table__
-    by_owner: dict[str | None, list[dict[str, Any]]] = {}
+    """``record_success`` for many feeds, an executemany per kind of lease (held by an owner,
+    or none); a feed whose lease was taken over is left to its new owner."""
+    by_kind: dict[bool, list[dict[str, Any]]] = {}
     for p in polls:
-        by_owner.setdefault(p.owner, []).append({
-            "b_id": p.feed_id, "b_now": p.now, "b_next": p.next_poll_at, "b_status": p.status,
-            "b_etag": p.etag, "b_last_modified": p.last_modified, "b_hash": p.body_hash,
-            "b_rate": p.entries_per_day, "b_interval": p.interval_s})
-    for owner, rows in by_owner.items():
-        session.execute(
-            update(feeds).where(feeds.c.id == bindparam("b_id"), _held_by(owner)).values(
-                status=bindparam("b_status"), last_error=None, last_fetch_at=bindparam("b_now"),
-                last_success_at=bindparam("b_now"), next_poll_at=bindparam("b_next"),
-                consecutive_failures=0, lease_owner=None, etag=bindparam("b_etag"),
-                last_modified=bindparam("b_last_modified"), body_hash=bindparam("b_hash"),
-                entries_per_day=bindparam("b_rate"), interval_s=bindparam("b_interval")),
-            rows)
+        by_kind.setdefault(p.owner is not None, []).append({
+            "b_id": p.feed_id, "b_owner": p.owner, "b_now": p.now, "b_next": p.next_poll_at,
+            "b_status": p.status, "b_etag": p.etag, "b_last_modified": p.last_modified,
+            "b_hash": p.body_hash, "b_rate": p.entries_per_day, "b_interval": p.interval_s})
+    for owned, rows in by_kind.items():
+        session.execute(_success_statement(owned, False, True, True), rows)
 
 
 def record_pushed(session: Session, feed_id: str, now: datetime) -> None:
