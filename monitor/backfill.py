@@ -7,28 +7,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import Rule, Settings
-from monitor.match import Document, Matcher, RuleHit
+from monitor.ingest.matching import document
+from monitor.match import Matcher, RuleHit
 from monitor.service.hits import ArticleRef, write_hit
 from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.models import Article, Hit
+from monitor.store.models import Hit
 
 Progress = Callable[[int, int], None]
-
-
-def article_document(article: Article, feed_name: str | None) -> Document:
-    """A stored article as the matcher sees it."""
-    domain = urlsplit(article.url or "").hostname
-    return Document(title=article.title, summary=article.summary, body=article.body,
-                    author=article.author or "",
-                    source=" ".join(p for p in (article.feed_id, feed_name, domain) if p),
-                    url=article.url or "", lang=article.lang, feed_id=article.feed_id)
 
 
 @dataclass
@@ -60,7 +51,7 @@ def plan(db: Database, settings: Settings, *, rules: list[Rule], since: datetime
     result = Plan(articles=len(rows))
     seen_story: set[tuple[str, int]] = set()
     for done, (article, feed_name) in enumerate(rows, 1):
-        for hit in matcher.match(article_document(article, feed_name)):
+        for hit in matcher.match(document(article, article.feed_id, feed_name)):
             result.matched += 1
             story_key = (hit.rule_id, article.story_id) if article.story_id else None
             if (hit.rule_id, article.id) in by_article or story_key in by_story or \

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from monitor.backfill import article_document
 from monitor.ingest.fetch import Fetcher, FetchError
 from monitor.ingest.html import html_to_text
+from monitor.ingest.matching import document
 from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Document, Explanation, Matcher, RuleHit, RuleSpec
 
@@ -140,7 +140,7 @@ def load_archive(database_url: str, since: timedelta) -> list[Document]:
         rows = db.call(archive_articles, datetime.now(UTC) - since)
     finally:
         db.dispose()
-    return [article_document(a, feed_name) for a, feed_name in rows]
+    return [document(a, a.feed_id, feed_name) for a, feed_name in rows]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from monitor.ingest.identity import Identity, identify
@@ -49,13 +50,32 @@ def ship(rules: Sequence[RuleSpec], entities: Mapping[str, EntitySpec], folder: 
     return Shipped(str(path), digest)
 
 
-def document(entry: Entry, feed_id: str, feed_name: str | None, feed_url: str) -> Document:
-    """An entry as the rules see it."""
-    domain = urlsplit(entry.url or feed_url).hostname or ""
+class Article(Protocol):
+    """What ``document`` reads: a parsed ``Entry`` or a stored article."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def author(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def lang(self) -> str | None: ...
+
+
+def document(article: Article, feed_id: str, feed_name: str | None, feed_url: str = ""
+             ) -> Document:
+    """An entry or stored article as the rules see it; the source is the feed's id and name
+    and the article's domain (the feed's when the article has no URL)."""
+    domain = urlsplit(article.url or feed_url).hostname or ""
     source = " ".join(p for p in (feed_id, feed_name or "", domain) if p)
-    return Document(title=entry.title, summary=entry.summary, body=entry.body,
-                    author=entry.author or "", source=source, url=entry.url or "",
-                    lang=entry.lang, feed_id=feed_id)
+    return Document(title=article.title, summary=article.summary, body=article.body,
+                    author=article.author or "", source=source, url=article.url or "",
+                    lang=article.lang, feed_id=feed_id)
 
 
 _lock = threading.Lock()

@@ -81,3 +81,17 @@ def test_rules_that_cannot_be_shipped_are_matched_in_the_daemon(
     assert local.shipped is None and "the daemon matches them itself" in caplog.text
     assert [h.rule_id for h in local.matcher.match(document(ENTRIES[1], "f", None, ""))] == [
         "grain"]
+
+
+def test_a_stored_article_reads_as_its_entry_did() -> None:
+    """Backfill and `pressmon test --archive` match stored articles through the same
+    ``document`` as polls: same fields, the source from feed id, name and domain."""
+    from monitor.store.models import Article
+
+    entry = ENTRIES[0]
+    stored = Article(feed_id="f", entry_key=entry.key, url=entry.url, title=entry.title,
+                     summary=entry.summary, body=entry.body, author=None, lang=entry.lang)
+    assert document(stored, "f", "Feed") == document(entry, "f", "Feed", "https://other.test/")
+    assert document(stored, "f", "Feed").source == "f Feed news.test"
+    stored.url = None
+    assert document(stored, "f", None).source == "f" and document(stored, "f", None).url == ""
