@@ -426,8 +426,8 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         rows = [{"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
                  "created_at": now} for i in fresh]
         # One multi-row INSERT. Its RETURNING rows come in no set order, and asking for the
-        # parameters' order makes SQLite insert row by row (~60 us each), so each new id is
-        # found by what its row holds; rows holding the same are interchangeable.
+        # parameters' order makes SQLite insert row by row (a statement each), so each new id
+        # is found by what its row holds; rows holding the same are interchangeable.
         slots: dict[tuple[str, tuple[int, ...]], list[int]] = {}
         for story_id, title, signature in session.execute(
                 insert(stories).returning(stories.c.id, stories.c.title, stories.c.signature),
@@ -466,10 +466,9 @@ def _catch_up(session: Session, index: StoryIndex, now: datetime) -> None:
     looked (all of the window on first use), and now and then forget the ones that left
     the window."""
     since = now - STORY_WINDOW
-    rows = session.execute(select(Story.id, Story.signature)
-                           .where(Story.id > index.last_id, Story.created_at >= since)
-                           .order_by(Story.id))
-    index.add((story_id, signature) for story_id, signature in rows)
+    index.add(session.execute(select(Story.id, Story.signature)
+                              .where(Story.id > index.last_id, Story.created_at >= since)
+                              .order_by(Story.id)))
     if index.floor_checked_at is None or now - index.floor_checked_at >= _FLOOR_EVERY:
         index.floor_checked_at = now
         floor = session.scalar(select(func.min(Story.id)).where(Story.created_at >= since))
