@@ -32,11 +32,12 @@ def _db(url: str) -> Database:
     return db
 
 
-def _assign(session: Session, feed: str, texts: tuple[str, ...], when: datetime) -> list[int]:
+def _assign(session: Session, db: Database, feed: str, texts: tuple[str, ...],
+            when: datetime) -> list[int]:
     """Assign the texts' stories and store them as articles of ``feed``, as a poll does."""
     stories = queries.assign_stories(
         session, feed_id=feed, now=when, threshold=dedup.NEAR_DUPLICATE,
-        similarity=dedup.similarity, index=session.info["db"].stories,
+        similarity=dedup.similarity, index=db.stories,
         keys=[queries.StoryKey(t[:20], None, dedup.signature(t)) for t in texts])
     queries.insert_articles(session, feed, [
         queries.NewArticle(Entry(key=f"{when.isoformat()} {t}", url=None, title=t[:20],
@@ -53,8 +54,7 @@ def db(db_url: str) -> Database:
 
 def _call(db: Database, feed: str, *texts: str, when: datetime = NOW) -> list[int]:
     with db.session() as session:
-        session.info["db"] = db
-        return _assign(session, feed, texts, when)
+        return _assign(session, db, feed, texts, when)
 
 
 def test_a_copy_joins_the_story_another_process_started(db_url: str) -> None:
@@ -92,9 +92,8 @@ def test_a_rolled_back_assignment_leaves_nothing_behind(db: Database) -> None:
     """A transaction that started a story and then failed must not make the index skip the
     story that later gets the same id (SQLite reuses the rowids of rolled-back inserts)."""
     with pytest.raises(RuntimeError), db.session() as session:
-        session.info["db"] = db
-        _assign(session, "a", (QUIET,), NOW)
-        _assign(session, "b", (LEAD,), NOW)    # a second batch in the same transaction
+        _assign(session, db, "a", (QUIET,), NOW)
+        _assign(session, db, "b", (LEAD,), NOW)    # a second batch in the same transaction
         raise RuntimeError("the poll failed after assigning")
     (court,) = _call(db, "a", OTHER)
     (wire,) = _call(db, "a", LEAD)
