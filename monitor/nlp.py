@@ -67,8 +67,15 @@ def _load() -> Any:
         if _nlp is None and _failed is None:
             try:
                 import spacy
+                from thinc.api import use_ops
+                from threadpoolctl import threadpool_limits
 
-                _nlp = spacy.load(MODEL, exclude=_EXCLUDE)
+                # NumPy's BLAS (OpenBLAS) multiplies NER's matrices ~3x faster than thinc's
+                # default BLIS on current x86 (NER 9.6 -> 5.2 ms per article), same entities.
+                # One thread: the products are small, a second thread only doubles the CPU.
+                threadpool_limits(1, user_api="blas")
+                with use_ops("numpy", use_blis=False):
+                    _nlp = spacy.load(MODEL, exclude=_EXCLUDE)
                 log.info("NER model %s loaded", MODEL)
             except Exception as exc:  # noqa: BLE001 - any failure means "no NER", reported once
                 _failed = f"{type(exc).__name__}: {exc}"
