@@ -26,7 +26,8 @@ sync), and times ``Daemon.poll_all_once`` for each cycle:
 * idle    - 100% unchanged: its CPU / feeds is the CPU per unchanged feed.
 
 CPU is the pressmon process's own (``getrusage``) plus its child processes' (parse
-workers and the NLP process, read from ``/proc``). RSS is the pressmon process's peak
+workers and the NLP process, read from ``/proc``); the "daemon" column is the pressmon
+process's part alone (fetching, orchestration, the database). RSS is the pressmon process's peak
 (``ru_maxrss``); the table also shows the worker processes' peaks and the sum.
 
 The naive baseline is sequential ``feedparser.parse(url)`` over a sample of feeds, scaled
@@ -369,17 +370,18 @@ async def _drive(config: Path) -> None:
             if not line or line.strip() == "quit":
                 break
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            kids, _ = _children_cpu()
-            cpu0 = usage.ru_utime + usage.ru_stime + kids
+            kids0, _ = _children_cpu()
+            own0 = usage.ru_utime + usage.ru_stime
             started = time.perf_counter()
             results = await daemon.poll_all_once()
             wall = time.perf_counter() - started
             usage = resource.getrusage(resource.RUSAGE_SELF)
             kids, pids = _children_cpu()
+            own = usage.ru_utime + usage.ru_stime - own0
             worker_peak = max(worker_peak, sum(_rss_mb(p) for p in pids))
             statuses = Counter(r.status for r in results)
             print(json.dumps({
-                "wall": wall, "cpu": usage.ru_utime + usage.ru_stime + kids - cpu0,
+                "wall": wall, "cpu": own + kids - kids0, "cpu_daemon": own,
                 "statuses": dict(statuses), "new": sum(r.new_articles for r in results),
                 "hits": sum(r.hits for r in results), "alerts": sum(r.alerts for r in results),
                 "errors": sorted({r.error or "" for r in results if r.status == "error"})[:3],
@@ -510,10 +512,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, c: dict[str, object], note: str) -> str:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(c["statuses"].items()))  # type: ignore[union-attr]
-        return (f"{name:<8}{c['wall']:>9.2f}{c['cpu']:>9.2f}  {statuses:<28} new {c['new']:<6} "
-                f"hits {c['hits']:<5} alerts {c['alerts']:<5} {note}")
+        return (f"{name:<8}{c['wall']:>9.2f}{c['cpu']:>9.2f}{c['cpu_daemon']:>9.2f}  "
+                f"{statuses:<28} new {c['new']:<6} hits {c['hits']:<5} alerts {c['alerts']:<5} "
+                f"{note}")
 
-    print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}  {'feeds':<28} articles / matching")
+    print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}{'daemon':>9}  {'feeds':<28} "
+          "articles / matching")
     print(row("first", first, f"(worker processes: {first['workers']})"))
     print(row("steady", steady, f"({len(changed)} feeds changed)"))
     print(row("idle", idle, "(all unchanged)"))

@@ -182,7 +182,7 @@ def record_success(session: Session, feed_id: str, now: datetime, next_poll_at: 
     process (then that process's poll is the one recorded)."""
     statement = _success_statement(owner is not None, new_entries > 0,
                                    entries_per_day is not None, interval_s is not None)
-    result = session.execute(statement, {
+    result = session.connection().execute(statement, {
         "b_id": feed_id, "b_owner": owner, "b_now": now, "b_next": next_poll_at,
         "b_status": status, "b_etag": etag, "b_last_modified": last_modified,
         "b_hash": body_hash, "b_rate": entries_per_day, "b_interval": interval_s})
@@ -295,12 +295,10 @@ def list_feeds(session: Session) -> list[Feed]:
 def stored_entries(session: Session, feed_id: str, keys: Sequence[str]) -> dict[str, StoredEntry]:
     """The entries of ``keys`` that the feed already has."""
     found: dict[str, StoredEntry] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        rows = session.execute(
-            select(Article.entry_key, Article.id, Article.content_hash, Article.story_id)
-            .where(Article.feed_id == feed_id, Article.entry_key.in_(chunk)))
-        for key, article_id, content_hash, story_id in rows:
+    conn = session.connection()
+    for chunk in _chunks(keys, 500):
+        for key, article_id, content_hash, story_id in conn.execute(
+                _hot().stored, {"feed_id": feed_id, "keys": list(chunk)}):
             found[key] = StoredEntry(article_id, content_hash, story_id)
     return found
 
@@ -317,11 +315,9 @@ def insert_articles(session: Session, feed_id: str, rows: Sequence[NewArticle], 
         "lang": r.entry.lang, "published_at": r.entry.published_at, "fetched_at": now,
         "canonical_url": r.canonical_url, "content_hash": r.content_hash, "story_id": r.story_id,
         "fulltext_error": r.fulltext_error} for r in rows]
-    table = Article.__table__
-    statement = (_insert(session, table)
-                 .on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-                 .returning(table.c.entry_key, table.c.id))
-    return {key: article_id for key, article_id in session.execute(statement, values)}
+    conn = session.connection()
+    return {key: article_id for key, article_id in conn.execute(_hot(conn.dialect.name).articles,
+                                                                values)}
 
 
 def update_article(session: Session, article_id: int, entry: Entry, content_hash: str,
@@ -337,14 +333,55 @@ def insert_hit(session: Session, *, rule_id: str, article_id: int, matches: list
                story_id: int | None = None) -> int | None:
     """Store a hit once per (rule, article) and per (rule, story); returns its id, or None
     when the rule already hit this article or another copy of its story."""
-    statement = (
-        _insert(session, Hit)
-        .values(rule_id=rule_id, article_id=article_id, story_id=story_id, matches=matches,
-                snippet=snippet, score=score, alerted=alerted, created_at=now)
-        .on_conflict_do_nothing()
-        .returning(Hit.id)
+    conn = session.connection()
+    return conn.execute(_hot(conn.dialect.name).hit, {
+        "rule_id": rule_id, "article_id": article_id, "story_id": story_id, "matches": matches,
+        "snippet": snippet, "score": score, "alerted": alerted, "created_at": now,
+    }).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class _Hot:
+    """The statements every poll that stores articles runs, built once per dialect: building
+    a statement anew (and the ORM layer around it) cost ~4x what running it does."""
+
+    stored: Any
+    articles: Any
+    hit: Any
+    by_url: Any
+    story_signatures: Any
+    new_stories: Any
+    catch_up: Any
+
+
+@cache
+def _hot(dialect: str = "") -> _Hot:
+    articles, stories, hits = Article.__table__, Story.__table__, Hit.__table__
+    dml = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    own = exists().where(articles.c.story_id == stories.c.id,
+                         articles.c.feed_id == bindparam("feed_id"))
+    return _Hot(
+        stored=select(articles.c.entry_key, articles.c.id, articles.c.content_hash,
+                      articles.c.story_id)
+        .where(articles.c.feed_id == bindparam("feed_id"),
+               articles.c.entry_key.in_(bindparam("keys", expanding=True))),
+        articles=None if dml is None else (
+            dml(articles).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
+            .returning(articles.c.entry_key, articles.c.id)),
+        hit=None if dml is None else (
+            dml(hits).on_conflict_do_nothing().returning(hits.c.id)),
+        by_url=select(articles.c.canonical_url, articles.c.story_id)
+        .where(articles.c.canonical_url.in_(bindparam("urls", expanding=True)),
+               articles.c.story_id.is_not(None)),
+        story_signatures=select(stories.c.id, stories.c.signature)
+        .where(stories.c.id.in_(bindparam("ids", expanding=True)),
+               stories.c.created_at >= bindparam("since"), ~own),
+        new_stories=insert(stories).returning(stories.c.id, stories.c.title,
+                                              stories.c.signature),
+        catch_up=select(stories.c.id, stories.c.signature)
+        .where(stories.c.id > bindparam("last_id"), stories.c.created_at >= bindparam("since"))
+        .order_by(stories.c.id),
     )
-    return session.execute(statement).scalar_one_or_none()
 
 
 # --------------------------------------------------------------------------- stories
@@ -388,22 +425,19 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         # stories join the index when it commits.)
         session.info[_ASSIGNED] = True
         _catch_up(session, index, now)
+    conn, hot = session.connection(), _hot()
     by_url: dict[str, int] = {}
     urls = sorted({k.canonical_url for k in keys if k.canonical_url})
     for chunk in _chunks(urls):
-        for url, story_id in session.execute(
-                select(Article.canonical_url, Article.story_id)
-                .where(Article.canonical_url.in_(chunk), Article.story_id.is_not(None))):
+        for url, story_id in conn.execute(hot.by_url, {"urls": list(chunk)}):
             by_url.setdefault(url, story_id)
 
     shared = index.candidates([k.signature if k.canonical_url not in by_url else ()
                                for k in keys])
     signatures: dict[int, Sequence[int]] = {}
-    own = exists().where(Article.story_id == Story.id, Article.feed_id == feed_id)
     for chunk in _chunks(sorted({s for found in shared for s in found})):
-        for story_id, signature in session.execute(
-                select(Story.id, Story.signature)
-                .where(Story.id.in_(chunk), Story.created_at >= now - STORY_WINDOW, ~own)):
+        for story_id, signature in conn.execute(hot.story_signatures, {
+                "ids": list(chunk), "since": now - STORY_WINDOW, "feed_id": feed_id}):
             if signature:
                 signatures[story_id] = signature
 
@@ -422,16 +456,13 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
 
     fresh = [i for i, story in enumerate(result) if story is None]
     if fresh:
-        stories = Story.__table__
         rows = [{"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
                  "created_at": now} for i in fresh]
         # One multi-row INSERT. Its RETURNING rows come in no set order, and asking for the
         # parameters' order makes SQLite insert row by row (a statement each), so each new id
         # is found by what its row holds; rows holding the same are interchangeable.
         slots: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for story_id, title, signature in session.execute(
-                insert(stories).returning(stories.c.id, stories.c.title, stories.c.signature),
-                rows):
+        for story_id, title, signature in conn.execute(hot.new_stories, rows):
             slots.setdefault((title, tuple(signature or ())), []).append(story_id)
         for i, row in zip(fresh, rows, strict=True):
             result[i] = slots[(row["title"], tuple(row["signature"] or ()))].pop()
@@ -466,9 +497,8 @@ def _catch_up(session: Session, index: StoryIndex, now: datetime) -> None:
     looked (all of the window on first use), and now and then forget the ones that left
     the window."""
     since = now - STORY_WINDOW
-    index.add(session.execute(select(Story.id, Story.signature)
-                              .where(Story.id > index.last_id, Story.created_at >= since)
-                              .order_by(Story.id)))
+    index.add(session.connection().execute(_hot().catch_up,
+                                           {"last_id": index.last_id, "since": since}))
     if index.floor_checked_at is None or now - index.floor_checked_at >= _FLOOR_EVERY:
         index.floor_checked_at = now
         floor = session.scalar(select(func.min(Story.id)).where(Story.created_at >= since))
