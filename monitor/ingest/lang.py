@@ -16,6 +16,8 @@ import re
 import threading
 from typing import Any
 
+import numpy as np
+
 __all__ = ["MAX_CHARS", "MIN_CONFIDENCE", "MIN_LETTERS", "detect", "normalise"]
 
 MIN_LETTERS = 20
@@ -29,8 +31,8 @@ a single word or name 0.05-0.15."""
 
 MAX_CHARS = 600
 """Only the start of a long text is classified: about 100 words, several sentences, where one
-sentence is already decided at 0.98+. The identifier walks every byte in Python, so this
-bounds its time: 0.08 ms for 600 characters of English, 0.20 ms for 2,000."""
+sentence is already decided at 0.98+. Its time grows with the length: ~0.17 ms for 600
+characters (``_WindowedScores``)."""
 
 # py3langid labels without an ISO 639-1 code, mapped to the macrolanguage that has one.
 _TO_639_1 = {
@@ -86,10 +88,80 @@ def _get_identifier() -> Any:
     if _identifier is None:
         with _lock:
             if _identifier is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-                _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _identifier = _windowed_identifier()
     return _identifier
+
+
+def _windowed_identifier() -> Any:
+    """py3langid's identifier (its shipped model, normalised probabilities), scoring with
+    ``_WindowedScores``."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    class WindowedIdentifier(LanguageIdentifier):  # type: ignore[misc]
+        def _raw_score(self, text: bytes) -> Any:
+            return self.windowed(text)
+
+    identifier = WindowedIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.windowed = _WindowedScores(identifier)
+    return identifier
+
+
+class _WindowedScores:
+    """py3langid's ``_raw_score`` with its byte-by-byte walk done by numpy, all positions at once.
+
+    py3langid walks an Aho-Corasick automaton over the text's bytes in a Python loop and
+    counts the feature each state stands for. A state is the longest suffix of what was read
+    that is a prefix of some feature, so it never depends on more than the last ``depth``
+    bytes (the longest path in the trie): walking ``depth`` steps from the root, for every
+    position at once, reaches the same states. Features are then counted and scored exactly
+    as py3langid does (same order, same arithmetic): 0.28 -> ~0.1 ms for 600 characters.
+    """
+
+    def __init__(self, identifier: Any) -> None:
+        from py3langid.langid import RAW_FLOOR
+
+        self.identifier = identifier
+        self.nextmove = np.frombuffer(identifier.tk_nextmove, dtype=np.uint32)
+        self.rowbase = np.asarray(identifier._rowbase, dtype=np.intp)
+        self.output = np.asarray(identifier.tk_output, dtype=np.intp)
+        self.depth = _trie_depth(self.nextmove, self.rowbase)
+        self.floor = RAW_FLOOR
+        # The model ships float16 weights; numpy widens them to float32 for every product,
+        # which cost more than the rest of the scoring. Widened once instead (+28 MB).
+        identifier.nb_ptc = np.asarray(identifier.nb_ptc, dtype=np.float32)
+
+    def __call__(self, text: bytes) -> Any:
+        me = self.identifier
+        data = np.frombuffer(text, dtype=np.uint8).astype(np.intp)
+        states = np.zeros(len(data), dtype=np.intp)
+        for back in range(min(self.depth, len(data)) - 1, -1, -1):
+            # Every position i >= back reads byte i - back; earlier ones have not started.
+            states[back:] = self.nextmove[self.rowbase[states[back:]] + data[: len(data) - back]]
+        features = self.output[states]
+        features = features[features >= 0]
+        if not len(features):
+            fill = 0.0 if me._norm_probs else self.floor
+            return np.full(len(me.nb_classes), fill, dtype=np.float32)
+        # py3langid counts with a Counter: features in the order first seen.
+        found, first, counts = np.unique(features, return_index=True, return_counts=True)
+        order = np.argsort(first)
+        return (np.log1p(counts[order].astype(np.float32)) @ me.nb_ptc[found[order]]
+                + me.nb_pc)
+
+
+def _trie_depth(nextmove: Any, rowbase: Any) -> int:
+    """The most steps from the root to any state of the automaton (breadth first)."""
+    seen = np.zeros(len(rowbase), dtype=bool)
+    seen[0] = True
+    frontier = np.array([0], dtype=np.intp)
+    depth = 0
+    while True:
+        reached = np.unique(nextmove[(rowbase[frontier][:, None] + np.arange(256)).ravel()])
+        frontier = reached[~seen[reached]]
+        if not len(frontier):
+            return depth
+        seen[frontier] = True
+        depth += 1
 
 
 def detect(text: str) -> str | None:
@@ -101,7 +173,7 @@ def detect(text: str) -> str | None:
     if not isinstance(text, str):
         return None
     sample = " ".join(text[:MAX_CHARS].split())
-    if sum(c.isalpha() for c in sample) < MIN_LETTERS:
+    if sum(map(str.isalpha, sample)) < MIN_LETTERS:
         return None
     code, confidence = _get_identifier().classify(sample)
     if confidence < MIN_CONFIDENCE:

@@ -79,3 +79,63 @@ def test_normalise(tag: str | None, expected: str | None) -> None:
     if expected is not None:
         assert normalise(expected) == expected
         assert len(expected) <= 35
+
+
+# The identifier walks its automaton with numpy (``_WindowedScores``); py3langid's own walk
+# is the reference: the same scores, bit for bit, on every kind of text.
+_ALPHABET = ("abcdefghijklmnopqrstuvwxyz ABCÇĞIİÖŞÜ çğışöüə ñéèàâäßøåæœ абвгдежзийклмнопрстуфхцчш "
+             "αβγδεζηθ 日本語中文한국어 ארבע ابتث 0123456789 .,;:!?'\"-\n\t🙂")
+
+
+def test_windowed_scores_are_py3langid_scores() -> None:
+    import random
+
+    import numpy as np
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from monitor.ingest import lang
+
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = lang._get_identifier()
+    assert ours.windowed.depth >= 4   # byte n-grams up to several bytes: the walk is real
+    rng = random.Random(5)
+    texts = [*SENTENCES.values(), "", "a", "abcdef", "abcdefg", "Əliyev", SENTENCES["ru"].upper()]
+    texts += ["".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 700)))
+              for _ in range(400)]
+    texts += [rng.choice(list(SENTENCES.values()))[rng.randint(0, 40):] * rng.randint(1, 4)
+              for _ in range(100)]
+    # Random text rarely reaches the automaton's deepest states: spell each one out.
+    texts += [b"The " + path + b" river " + path for path in _deepest_paths(ours.windowed)]
+    for text in texts:
+        data = reference._encode(text)
+        assert np.array_equal(ours._decide(data), reference._decide(data)), text
+        assert ours.classify(text) == reference.classify(text)
+
+
+def _deepest_paths(windowed: object) -> list[bytes]:
+    """The bytes that lead from the root to each state at the automaton's greatest depth."""
+    import numpy as np
+
+    nextmove, rowbase = windowed.nextmove, windowed.rowbase  # type: ignore[attr-defined]
+    parent = np.full(len(rowbase), -1, dtype=np.intp)
+    via = np.zeros(len(rowbase), dtype=np.intp)
+    parent[0] = 0
+    frontier, deepest = np.array([0], dtype=np.intp), np.array([0], dtype=np.intp)
+    while len(frontier):
+        targets = nextmove[(rowbase[frontier][:, None] + np.arange(256)).ravel()]
+        targets, first = np.unique(targets, return_index=True)
+        new = parent[targets] < 0
+        targets, first = targets[new], first[new]
+        parent[targets], via[targets] = frontier[first // 256], first % 256
+        if len(targets):
+            deepest = targets
+        frontier = targets
+    paths = []
+    for state in deepest.tolist():
+        path = []
+        while state:
+            path.append(int(via[state]))
+            state = int(parent[state])
+        paths.append(bytes(reversed(path)))
+    assert len(paths[0]) == windowed.depth  # type: ignore[attr-defined]
+    return paths
