@@ -6,7 +6,7 @@ so and callers skip NER. Nothing here downloads anything.
 
 The daemon runs NER, and language detection (``monitor.ingest.lang``), in a process of its
 own (``NlpProcess``): spaCy, its model and the language identifier (~150 MB together) stay
-out of the daemon, and their work (~16 ms per alertable article, ~0.3 ms per article whose
+out of the daemon, and their work (~6 ms per alertable article, ~0.2 ms per article whose
 feed names no language) runs on another core while the daemon fetches, matches and stores.
 One-off commands (``pressmon test``) load NER in process (``Ner.load``). Both give the same
 ``Ner``.
