@@ -29,7 +29,7 @@ from monitor.ingest.matching import Shipped, document, identify_and_match, ship
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import SpawnedPool
 from monitor.logs import first_line
-from monitor.match import Matcher, RuleHit
+from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner, detect_languages
 from monitor.service.hits import ArticleRef, write_hit
 from monitor.service.metrics import Metrics
@@ -188,16 +188,18 @@ def prepare(ruleset: RuleSet, entries: list[tuple[Entry, queries.StoredEntry | N
     it is skipped for hits that cannot alert: articles published before it, and hits of rules
     that notify nobody.
     """
-    docs = [document(e, feed.id, feed.name, feed.url) for e, _ in entries]
+    def doc(i: int) -> Document:
+        return document(entries[i][0], feed.id, feed.name, feed.url)
+
     model = ner() if ruleset.verify_ner else None
     results = hits if hits is not None else [
-        ruleset.matcher.match(doc, verify=model.verifier(doc) if model else None)
-        for doc in docs]
-    entities: list[dict[str, list[str]]] = [{} for _ in docs]
+        ruleset.matcher.match(d, verify=model.verifier(d) if model else None)
+        for d in map(doc, range(len(entries)))]
+    entities: list[dict[str, list[str]]] = [{} for _ in entries]
     with_hits = [i for i, found in enumerate(results) if found and (
         too_old is None or _may_alert(ruleset, entries[i][0], found, too_old))]
     if with_hits and (model := model or ner()) is not None:
-        for i, found in zip(with_hits, model.entities([docs[i] for i in with_hits]), strict=True):
+        for i, found in zip(with_hits, model.entities([doc(i) for i in with_hits]), strict=True):
             entities[i] = found
     return [Prepared(entry=entry, hits=found_hits, entities=found, content_hash=ident.content_hash,
                      canonical_url=ident.canonical_url, signature=ident.signature,
