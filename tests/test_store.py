@@ -123,6 +123,39 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     db.dispose()
 
 
+def test_sqlite_datetimes_are_the_text_sqlalchemy_writes(tmp_path: Path) -> None:
+    """UTCDateTime writes SQLite's text itself (faster): the same text SQLAlchemy's DATETIME
+    writes, so stored rows compare and sort as before, and it reads back as written."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from monitor.store.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    baku = timezone(timedelta(hours=4))
+    values = [datetime(2024, 6, 10, 9, 0, tzinfo=UTC), datetime(2024, 6, 10, 13, 0, 5, 7, baku),
+              datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, UTC),
+              datetime(999, 3, 4, 5, 6, 7, 120000, UTC)]
+    for value in values:
+        assert ours(value) == theirs(value.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2024, 6, 10, 9, 0))
+
+    db = Database(f"sqlite:///{tmp_path / 'dates.db'}")
+    db.upgrade()
+    when = datetime(2024, 6, 10, 13, 0, 5, 7, baku)
+    db.call(queries.sync_feeds, [("f", "https://a.test/feed", "F")], when)
+    db.call(lambda s: queries.record_success(s, "f", when, when, status="ok"))
+    with db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT last_success_at FROM feeds")) == "2024-06-10 09:00:05.000007"
+    assert db.call(queries.feed_state, "f").last_success_at == when
+    db.dispose()
+
+
 def test_articles_and_hits_are_stored_once(db_url: str) -> None:
     db = Database(db_url)
     db.upgrade()
