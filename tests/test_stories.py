@@ -113,12 +113,17 @@ def test_the_index_forgets_stories_that_left_the_window(db: Database) -> None:
 
 
 def test_each_new_story_gets_its_own_row(db: Database) -> None:
-    """New stories are inserted in one statement whose RETURNING rows come in no set order:
-    each article must still get the story holding its own title and signature, and two
-    identical entries two stories."""
+    """New stories are inserted in multi-row statements whose RETURNING rows come in no set
+    order: each article must still get the story holding its own title and signature (also
+    when a batch repeats a title over different texts), and two identical entries two
+    stories."""
     from monitor.store.models import Story
 
-    texts = (LEAD, OTHER, QUIET, LEAD, "Ferry timetable changes for the winter season")
+    same_title = [QUIET[:20] + f" and the ferry number {n} left late, crews said" * (n + 1)
+                  for n in range(3)]
+    texts = (LEAD, OTHER, QUIET, LEAD, "Ferry timetable changes for the winter season",
+             *same_title)
+    assert len({t[:20] for t in texts}) == 4
     ids = _call(db, "a", *texts)
     assert len(set(ids)) == len(texts)
     with db.session() as s:

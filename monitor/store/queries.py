@@ -376,8 +376,7 @@ def _hot(dialect: str = "") -> _Hot:
         story_signatures=select(stories.c.id, stories.c.signature)
         .where(stories.c.id.in_(bindparam("ids", expanding=True)),
                stories.c.created_at >= bindparam("since"), ~own),
-        new_stories=insert(stories).returning(stories.c.id, stories.c.title,
-                                              stories.c.signature),
+        new_stories=insert(stories).returning(stories.c.title, stories.c.id),
         catch_up=select(stories.c.id, stories.c.signature)
         .where(stories.c.id > bindparam("last_id"), stories.c.created_at >= bindparam("since"))
         .order_by(stories.c.id),
@@ -456,16 +455,24 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
 
     fresh = [i for i, story in enumerate(result) if story is None]
     if fresh:
-        rows = [{"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
-                 "created_at": now} for i in fresh]
-        # One multi-row INSERT. Its RETURNING rows come in no set order, and asking for the
-        # parameters' order makes SQLite insert row by row (a statement each), so each new id
-        # is found by what its row holds; rows holding the same are interchangeable.
-        slots: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for story_id, title, signature in conn.execute(hot.new_stories, rows):
-            slots.setdefault((title, tuple(signature or ())), []).append(story_id)
-        for i, row in zip(fresh, rows, strict=True):
-            result[i] = slots[(row["title"], tuple(row["signature"] or ()))].pop()
+        # Multi-row INSERTs whose RETURNING rows come in no set order (asking for the
+        # parameters' order makes SQLite insert row by row, a statement each), so each new id
+        # is found by its title: titles are unique within one INSERT, and the rare title a
+        # batch repeats goes into a second one.
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for i in fresh:
+            title = keys[i].title[:2000]
+            seen[title] = seen.get(title, -1) + 1
+            if seen[title] == len(rounds):
+                rounds.append([])
+            rounds[seen[title]].append(i)
+        for members in rounds:
+            ids = {title: story_id for title, story_id in conn.execute(hot.new_stories, [
+                {"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
+                 "created_at": now} for i in members])}
+            for i in members:
+                result[i] = ids[keys[i].title[:2000]]
         # The index learns them once they are committed (``_stories_committed``).
         session.info.setdefault(_NEW_STORIES, (index, []))[1].extend(
             (result[i], keys[i].signature) for i in fresh)
