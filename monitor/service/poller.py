@@ -394,7 +394,8 @@ class Poller:
         ruleset = self._rules()
         prepared = []
         if todo:
-            todo = await asyncio.to_thread(with_languages, todo, self._detect)
+            if not all(entry.lang for entry, _ in todo):
+                todo = await asyncio.to_thread(with_languages, todo, self._detect)
             new_entries = [entry for entry, _ in todo]
             hits = None
             if ruleset.shipped is not None and self._parse_pool is not None:
@@ -403,9 +404,12 @@ class Poller:
                     feed.url)
             else:
                 identities = await self._off_loop(identify, new_entries)
-            prepared = await asyncio.to_thread(prepare, ruleset, todo, identities, feed,
-                                               self._ner, errors, now - policy.max_article_age,
-                                               hits)
+            args = (ruleset, todo, identities, feed, self._ner, errors,
+                    now - policy.max_article_age, hits)
+            if hits is not None and not any(hits) and not ruleset.verify_ner:
+                prepared = prepare(*args)   # no matching or NER to wait for: no thread hop
+            else:
+                prepared = await asyncio.to_thread(prepare, *args)
         next_poll = None
         if result is not None and interval is not None:
             next_poll = now + poll_delay(dataclasses.replace(policy, interval=interval),
