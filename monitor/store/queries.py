@@ -11,7 +11,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,11 +88,14 @@ class DueDelivery:
 
 def _insert(session: Session, table: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for the session's dialect."""
-    name = session.get_bind().dialect.name
+    return _dialect_insert(session.get_bind().dialect.name)(table)
+
+
+def _dialect_insert(name: str) -> Callable[[Any], Any]:
     if name == "postgresql":
-        return postgresql.insert(table)
+        return postgresql.insert
     if name == "sqlite":
-        return sqlite.insert(table)
+        return sqlite.insert
     raise NotImplementedError(f"unsupported database dialect {name!r}")
 
 
@@ -298,7 +312,7 @@ def stored_entries(session: Session, feed_id: str, keys: Sequence[str]) -> dict[
     conn = session.connection()
     for chunk in _chunks(keys, 500):
         for key, article_id, content_hash, story_id in conn.execute(
-                _hot().stored, {"feed_id": feed_id, "keys": list(chunk)}):
+                _hot(conn).stored, {"feed_id": feed_id, "keys": list(chunk)}):
             found[key] = StoredEntry(article_id, content_hash, story_id)
     return found
 
@@ -316,8 +330,7 @@ def insert_articles(session: Session, feed_id: str, rows: Sequence[NewArticle], 
         "canonical_url": r.canonical_url, "content_hash": r.content_hash, "story_id": r.story_id,
         "fulltext_error": r.fulltext_error} for r in rows]
     conn = session.connection()
-    return {key: article_id for key, article_id in conn.execute(_hot(conn.dialect.name).articles,
-                                                                values)}
+    return {key: article_id for key, article_id in conn.execute(_hot(conn).articles, values)}
 
 
 def update_article(session: Session, article_id: int, entry: Entry, content_hash: str,
@@ -334,7 +347,7 @@ def insert_hit(session: Session, *, rule_id: str, article_id: int, matches: list
     """Store a hit once per (rule, article) and per (rule, story); returns its id, or None
     when the rule already hit this article or another copy of its story."""
     conn = session.connection()
-    return conn.execute(_hot(conn.dialect.name).hit, {
+    return conn.execute(_hot(conn).hit, {
         "rule_id": rule_id, "article_id": article_id, "story_id": story_id, "matches": matches,
         "snippet": snippet, "score": score, "alerted": alerted, "created_at": now,
     }).scalar_one_or_none()
@@ -354,10 +367,14 @@ class _Hot:
     catch_up: Any
 
 
+def _hot(conn: Connection) -> _Hot:
+    return _hot_statements(conn.dialect.name)
+
+
 @cache
-def _hot(dialect: str = "") -> _Hot:
+def _hot_statements(dialect: str) -> _Hot:
     articles, stories, hits = Article.__table__, Story.__table__, Hit.__table__
-    dml = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    dml = _dialect_insert(dialect)
     own = exists().where(articles.c.story_id == stories.c.id,
                          articles.c.feed_id == bindparam("feed_id"))
     return _Hot(
@@ -365,11 +382,9 @@ def _hot(dialect: str = "") -> _Hot:
                       articles.c.story_id)
         .where(articles.c.feed_id == bindparam("feed_id"),
                articles.c.entry_key.in_(bindparam("keys", expanding=True))),
-        articles=None if dml is None else (
-            dml(articles).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-            .returning(articles.c.entry_key, articles.c.id)),
-        hit=None if dml is None else (
-            dml(hits).on_conflict_do_nothing().returning(hits.c.id)),
+        articles=dml(articles).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
+        .returning(articles.c.entry_key, articles.c.id),
+        hit=dml(hits).on_conflict_do_nothing().returning(hits.c.id),
         by_url=select(articles.c.canonical_url, articles.c.story_id)
         .where(articles.c.canonical_url.in_(bindparam("urls", expanding=True)),
                articles.c.story_id.is_not(None)),
@@ -424,7 +439,8 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         # stories join the index when it commits.)
         session.info[_ASSIGNED] = True
         _catch_up(session, index, now)
-    conn, hot = session.connection(), _hot()
+    conn = session.connection()
+    hot = _hot(conn)
     by_url: dict[str, int] = {}
     urls = sorted({k.canonical_url for k in keys if k.canonical_url})
     for chunk in _chunks(urls):
@@ -504,8 +520,8 @@ def _catch_up(session: Session, index: StoryIndex, now: datetime) -> None:
     looked (all of the window on first use), and now and then forget the ones that left
     the window."""
     since = now - STORY_WINDOW
-    index.add(session.connection().execute(_hot().catch_up,
-                                           {"last_id": index.last_id, "since": since}))
+    conn = session.connection()
+    index.add(conn.execute(_hot(conn).catch_up, {"last_id": index.last_id, "since": since}))
     if index.floor_checked_at is None or now - index.floor_checked_at >= _FLOOR_EVERY:
         index.floor_checked_at = now
         floor = session.scalar(select(func.min(Story.id)).where(Story.created_at >= since))
