@@ -55,6 +55,17 @@ def test_trimmed_pipeline_finds_what_the_full_model_finds(ner: nlp.Ner) -> None:
     assert any(label == "PERSON" for spans in expected for *_, label in spans)
 
 
+def test_ner_multiplies_with_numpy_blas_on_one_thread(ner: nlp.Ner) -> None:
+    """thinc's BLIS ran ~3x slower than NumPy's BLAS here, and a second BLAS thread only
+    doubled the CPU: the loaded model must use NumPy's BLAS, capped at one thread."""
+    from threadpoolctl import threadpool_info
+
+    model = nlp._load().get_pipe("ner").model
+    assert not model.ops.use_blis
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
 def test_verify_ner_tells_a_person_from_a_country(ner: nlp.Ner) -> None:
     entities = {"jordan": EntitySpec(id="jordan", aliases=("Jordan",), type="PERSON",
                                      verify="ner")}
