@@ -396,9 +396,11 @@ async def _drive(config: Path) -> None:
 
 
 class Driver:
-    def __init__(self, config: Path) -> None:
+    """A measured process driven over stdin/stdout: ``cycle`` -> one JSON line per cycle."""
+
+    def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--driver", str(config)],
+            [sys.executable, *args],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.receive()
@@ -423,6 +425,12 @@ class Driver:
         out = self.receive()
         self.proc.wait(timeout=60)
         return out
+
+
+def _cpu_ms_per_unchanged(idle: dict[str, object]) -> float:
+    unchanged = sum(v for k, v in idle["statuses"].items()  # type: ignore[union-attr]
+                    if k in ("not_modified", "unchanged"))
+    return 1000 * float(idle["cpu"]) / max(1, unchanged)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------
@@ -453,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-host", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="200 feeds")
+    parser.add_argument("--no-reader", action="store_true",
+                        help="skip the `reader` 3.26 baseline (run when installed: .[bench])")
     parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
@@ -461,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.feeds = min(args.feeds, 200)
 
+    from bench.reader_baseline import WORKERS as WORKERS_READER
+    from bench.reader_baseline import available
+
+    reader_version = available()
+    if not reader_version and not args.no_reader:
+        print("`reader` is not installed (pip install -e '.[bench]'): no side-by-side "
+              "baseline this run", flush=True)
     t0 = time.perf_counter()
     corpus, rules_yaml = make_corpus(args.seed, args.rules)
     now = datetime.now(UTC)
@@ -495,16 +512,30 @@ def main(argv: list[str] | None = None) -> int:
         }
         (folder / "pressmon.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
 
-        driver = Driver(folder / "pressmon.yaml")
-        first = driver.cycle()
-        changed = rng.sample(range(args.feeds), max(1, round(args.feeds * STEADY_CHANGED)))
-        later = datetime.now(UTC)
-        for i in changed:
-            feeds[i].items = [corpus.item(i, later), *feeds[i].items[:-1]]
-            server.publish(i)
-        steady = driver.cycle()
-        idle = driver.cycle()
-        memory = driver.quit()
+        def change_some() -> list[int]:
+            """One new item in 5% of the feeds (the steady cycle's work)."""
+            changed = rng.sample(range(args.feeds), max(1, round(args.feeds * STEADY_CHANGED)))
+            later = datetime.now(UTC)
+            for i in changed:
+                feeds[i].items = [corpus.item(i, later), *feeds[i].items[:-1]]
+                server.publish(i)
+            return changed
+
+        def three_cycles(driver: Driver) -> tuple[dict[str, object], ...]:
+            first = driver.cycle()
+            change_some()
+            return first, driver.cycle(), driver.cycle(), driver.quit()
+
+        first, steady, idle, memory = three_cycles(
+            Driver(str(Path(__file__).resolve()), "--driver", str(folder / "pressmon.yaml")))
+        theirs = None
+        if reader_version and not args.no_reader:
+            urls = folder / "urls.txt"
+            urls.write_text("\n".join(server.url(i) for i in range(args.feeds)), encoding="utf-8")
+            print(f"pressmon done ({first['wall']:.1f} s first cycle); now reader {reader_version} "
+                  "on the same feeds", flush=True)
+            theirs = three_cycles(Driver(str(ROOT / "bench" / "reader_baseline.py"),
+                                         str(folder / "reader.sqlite"), str(urls)))
 
     sample = rng.sample(range(args.feeds), min(NAIVE_SAMPLE, args.feeds))
     naive_s = naive(server, sample) * args.feeds / len(sample)
@@ -519,25 +550,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}{'daemon':>9}  {'feeds':<28} "
           "articles / matching")
     print(row("first", first, f"(worker processes: {first['workers']})"))
-    print(row("steady", steady, f"({len(changed)} feeds changed)"))
+    changed = max(1, round(args.feeds * STEADY_CHANGED))
+    print(row("steady", steady, f"({changed} feeds changed)"))
     print(row("idle", idle, "(all unchanged)"))
-    for c in (first, steady, idle):
+    cycles = [first, steady, idle]
+    if theirs:
+        for name, c in zip(("first", "steady", "idle"), theirs, strict=False):
+            print(row(name, c, f"reader {reader_version}, {WORKERS_READER} threads"))
+        cycles += theirs[:3]
+    for c in cycles:
         if c["errors"]:
             print("errors:", c["errors"])
-    unchanged = sum(v for k, v in idle["statuses"].items()  # type: ignore[union-attr]
-                    if k in ("not_modified", "unchanged"))
-    cpu_ms = 1000 * float(idle["cpu"]) / max(1, unchanged)  # type: ignore[arg-type]
+    cpu_ms = _cpu_ms_per_unchanged(idle)
     steady_unchanged = sum(v for k, v in steady["statuses"].items()  # type: ignore[union-attr]
                            if k in ("not_modified", "unchanged"))
-    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {unchanged} feeds); "
+    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {args.feeds} feeds); "
           f"steady cycle {1000 * float(steady['cpu']) / max(1, steady_unchanged):.2f} ms "  # type: ignore[arg-type]
-          f"per unchanged feed incl. the {len(changed)} changed")
+          f"per unchanged feed incl. the {changed} changed")
     print(f"naive sequential feedparser.parse(url): {naive_s:.1f}s for {args.feeds} feeds "
           f"(measured on {len(sample)}, scaled)")
     print(f"peak RSS: pressmon {memory['rss_mb']:.1f} MB, worker processes {memory['worker_rss_mb']:.1f} MB "
           f"(sum {float(memory['rss_mb']) + float(memory['worker_rss_mb']):.1f} MB), "  # type: ignore[arg-type]
           f"{memory['rules']} rules; server max open connections {server.max_open}")
     print("targets: first < 20 s, steady < 7 s, < 2 ms CPU per unchanged feed, RSS < 300 MB")
+    if theirs:
+        their_cpu = _cpu_ms_per_unchanged(theirs[2])
+        print(f"reader {reader_version} on the same feeds, this run: first {theirs[0]['wall']:.2f} s, "
+              f"steady {theirs[1]['wall']:.2f} s, {their_cpu:.2f} ms CPU per unchanged feed, "
+              f"peak RSS {theirs[3]['rss_mb']:.1f} MB; SPEC §9 aims at 2x on each")
+        print(f"vs_reader_first={float(theirs[0]['wall']) / float(first['wall']):.2f} "  # type: ignore[arg-type]
+              f"vs_reader_steady={float(theirs[1]['wall']) / float(steady['wall']):.2f} "  # type: ignore[arg-type]
+              f"vs_reader_cpu_per_unchanged_feed={their_cpu / cpu_ms:.2f}")
     print(f"first_cycle_s={first['wall']:.2f} steady_cycle_s={steady['wall']:.2f} "
           f"cpu_ms_per_unchanged_feed={cpu_ms:.2f} "
           f"speedup_vs_naive={naive_s / float(first['wall']):.2f} "  # type: ignore[arg-type]
