@@ -23,13 +23,15 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
-from monitor.ingest.dedup import NUM_PERM, band_keys, is_empty
+from monitor.ingest.dedup import NUM_BANDS, NUM_PERM, band_keys, is_empty
 
-__all__ = ["StoryIndex"]
+__all__ = ["BucketKeys", "StoryIndex", "bucket_keys"]
 
 
 class StoryIndex:
@@ -57,15 +59,21 @@ class StoryIndex:
         (read back by one caller after another has added them) and are skipped. Stories
         without a signature (or with an empty text's) are remembered as seen, nothing more."""
         stories = list(stories)
+        keyed = bucket_keys([s for _, s in stories])
+        self.add_keyed([(story_id, keyed.of(i)) for i, (story_id, _) in enumerate(stories)])
+
+    def add_keyed(self, stories: Sequence[tuple[int, np.ndarray | None]]) -> None:
+        """``add`` for stories whose bucket keys are known (``BucketKeys.of``; None: none)."""
         with self._lock:
-            fresh = [(i, s) for i, s in stories if i > self.last_id]
+            fresh = [(i, k) for i, k in stories if i > self.last_id]
             if not fresh:
                 return
             self.last_id = max(i for i, _ in fresh)
-            rows, keys = _keys_of([s for _, s in fresh])
-            if not rows:
+            fresh = [(i, k) for i, k in fresh if k is not None]
+            if not fresh:
                 return
-            ids = np.repeat(np.array([fresh[r][0] for r in rows], dtype=np.int64), keys.shape[1])
+            keys = np.concatenate([k for _, k in fresh])
+            ids = np.repeat(np.array([i for i, _ in fresh], dtype=np.int64), NUM_BANDS)
             recent, more = self._recent, self._more
             for key, story_id in zip(keys.ravel().tolist(), ids.tolist(), strict=True):
                 if recent.setdefault(key, story_id) != story_id:
@@ -74,11 +82,14 @@ class StoryIndex:
             if self._recent_count >= self.MERGE_AT:
                 self._merge()
 
-    def candidates(self, signatures: Sequence[Sequence[int] | None]) -> list[dict[int, int]]:
+    def candidates(self, signatures: Sequence[Sequence[int] | None] | BucketKeys
+                   ) -> list[dict[int, int]]:
         """For each signature, the indexed stories sharing a bucket with it and how many
-        buckets each shares (more shared buckets: a likelier near-duplicate)."""
-        out: list[dict[int, int]] = [{} for _ in signatures]
-        rows, keys = _keys_of(signatures)
+        buckets each shares (more shared buckets: a likelier near-duplicate). Takes the
+        signatures or their ``bucket_keys``."""
+        keyed = signatures if isinstance(signatures, BucketKeys) else bucket_keys(signatures)
+        out: list[dict[int, int]] = [{} for _ in range(keyed.count)]
+        rows, keys = keyed.rows, keyed.keys
         if not rows:
             return out
         width = keys.shape[1]
@@ -136,13 +147,33 @@ class StoryIndex:
         self._recent_count = 0
 
 
-def _keys_of(signatures: Sequence[Sequence[int] | None]) -> tuple[list[int], np.ndarray]:
-    """The positions of the signatures that have bucket keys (of this scheme, not an empty
-    text's) and their keys, ``(len(positions), NUM_BANDS)``."""
+@dataclass(frozen=True)
+class BucketKeys:
+    """The bucket keys of ``count`` signatures: ``keys[j]`` are those of signature
+    ``rows[j]``; signatures of another scheme or of an empty text have none."""
+
+    count: int
+    rows: list[int]
+    keys: np.ndarray      # (len(rows), NUM_BANDS) uint64
+
+    def of(self, position: int) -> np.ndarray | None:
+        """The keys of the signature at ``position`` (a ``(1, NUM_BANDS)`` array), or None."""
+        row = self._row.get(position)
+        return None if row is None else self.keys[row:row + 1]
+
+    @cached_property
+    def _row(self) -> dict[int, int]:
+        return {position: j for j, position in enumerate(self.rows)}
+
+
+def bucket_keys(signatures: Sequence[Sequence[int] | None]) -> BucketKeys:
+    """The LSH bucket keys of signatures, computed once for a lookup and the index's later
+    ``add_keyed``."""
     rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == NUM_PERM]
     if not rows:
-        return [], np.empty((0, 0), dtype=np.uint64)
+        return BucketKeys(len(signatures), [], np.empty((0, NUM_BANDS), dtype=np.uint64))
     array = np.fromiter(itertools.chain.from_iterable(signatures[i] for i in rows),
                         dtype=np.uint64, count=len(rows) * NUM_PERM).reshape(-1, NUM_PERM)
     keep = ~is_empty(array)
-    return [i for i, k in zip(rows, keep.tolist(), strict=True) if k], band_keys(array[keep])
+    return BucketKeys(len(signatures), [i for i, k in zip(rows, keep.tolist(), strict=True) if k],
+                      band_keys(array[keep]))

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.ingest.parse import Entry
-from monitor.ingest.storyindex import StoryIndex
+from monitor.ingest.storyindex import StoryIndex, bucket_keys
 from monitor.store.db import LOCK_FEED_SYNC, LOCK_STORIES, cluster_lock
 from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Lease, Story
 
@@ -447,8 +447,8 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         for url, story_id in conn.execute(hot.by_url, {"urls": list(chunk)}):
             by_url.setdefault(url, story_id)
 
-    shared = index.candidates([k.signature if k.canonical_url not in by_url else ()
-                               for k in keys])
+    keyed = bucket_keys([k.signature if k.canonical_url not in by_url else () for k in keys])
+    shared = index.candidates(keyed)
     signatures: dict[int, Sequence[int]] = {}
     for chunk in _chunks(sorted({s for found in shared for s in found})):
         for story_id, signature in conn.execute(hot.story_signatures, {
@@ -491,7 +491,7 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
                 result[i] = ids[keys[i].title[:2000]]
         # The index learns them once they are committed (``_stories_committed``).
         session.info.setdefault(_NEW_STORIES, (index, []))[1].extend(
-            (result[i], keys[i].signature) for i in fresh)
+            (result[i], keyed.of(i)) for i in fresh)
     return [int(s) for s in result if s is not None]
 
 
@@ -503,7 +503,7 @@ def _stories_committed(session: Session) -> None:
     session.info.pop(_ASSIGNED, None)
     if (started := session.info.pop(_NEW_STORIES, None)) is not None:
         index, stories = started
-        index.add(stories)
+        index.add_keyed(stories)
 
 
 @event.listens_for(Session, "after_rollback")

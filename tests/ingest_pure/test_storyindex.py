@@ -7,7 +7,7 @@ import random
 import pytest
 
 from monitor.ingest import dedup
-from monitor.ingest.storyindex import StoryIndex
+from monitor.ingest.storyindex import StoryIndex, bucket_keys
 
 LEAD = ("Dockworkers in Varnholm ended their strike on Friday night after the port authority "
         "agreed to hire forty more crane operators before the winter season and to pay the "
@@ -75,3 +75,29 @@ def test_stories_without_a_signature_only_move_last_id() -> None:
     index.add([(3, None), (4, empty), (7, (1, 2, 3))])   # none, empty text, another scheme
     assert index.last_id == 7 and len(index) == 0
     assert index.candidates([empty, (), dedup.signature(LEAD)]) == [{}, {}, {}]
+
+
+def test_keys_computed_for_a_lookup_index_the_same_as_signatures() -> None:
+    """assign_stories computes a batch's bucket keys once, looks them up, and on commit
+    adds the new stories with those keys: the index must end up as ``add`` would leave it."""
+    rng = random.Random(5)
+    words = LEAD.split()
+    signatures: list[tuple[int, ...] | None] = [
+        dedup.signature(_variant(words, rng, rng.randrange(0, 12))) for _ in range(20)]
+    signatures[3] = dedup.signature("")      # an empty text: no keys
+    signatures[7] = None                     # no signature at all
+    signatures[9] = (1, 2, 3)                # another scheme: no keys
+    probes = [dedup.signature(_variant(words, rng, 3)) for _ in range(5)]
+
+    by_signature, by_keys = StoryIndex(), StoryIndex()
+    by_signature.add(list(enumerate(signatures, 1)))
+    keyed = bucket_keys(signatures)
+    assert keyed.count == 20 and keyed.of(3) is None and keyed.of(7) is None
+    assert keyed.of(9) is None and keyed.of(0) is not None
+    assert keyed.of(0).tolist() == [dedup.bands(signatures[0])]
+    by_keys.add_keyed([(i + 1, keyed.of(i)) for i in range(20)])
+
+    assert by_keys.last_id == by_signature.last_id == 20
+    assert len(by_keys) == len(by_signature) == 17 * dedup.NUM_BANDS
+    assert by_keys.candidates(probes) == by_signature.candidates(bucket_keys(probes))
+    assert by_keys.candidates(probes) == by_signature.candidates(probes)
