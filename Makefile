@@ -27,6 +27,12 @@ test: setup
 	$(BIN)/ruff check monitor tests bench migrations
 	$(BIN)/python -m pytest
 
+# The benchmarks of the README; bench/ingest.py also runs `reader` (the bench extra).
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/match.py
+	$(BIN)/python bench/ingest.py
+
 lint: setup
 	$(BIN)/ruff check monitor tests bench migrations
 
