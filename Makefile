@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ner]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ner,bench]'
 	touch $@
 
 run: setup
@@ -27,9 +27,8 @@ test: setup
 	$(BIN)/ruff check monitor tests bench migrations
 	$(BIN)/python -m pytest
 
-# The benchmarks of the README; bench/ingest.py also runs `reader` (the bench extra).
+# The benchmarks of the README (bench/ingest.py also runs `reader`: the bench extra).
 bench: setup
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/ingest.py
 
