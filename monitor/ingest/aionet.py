@@ -17,6 +17,7 @@ returns ``b""``.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -172,9 +173,24 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return self._transport.get_extra_info("socket")
         if info == "is_readable":
             # An idle connection with something to read has been closed by the server (EOF)
-            # or has sent what nobody asked for: either way it cannot take a request.
-            return self._protocol.eof or bool(self._protocol.buffer)
+            # or has sent what nobody asked for: either way it cannot take a request. The
+            # socket is asked too, for what arrived since the event loop last read it.
+            return (self._protocol.eof or bool(self._protocol.buffer)
+                    or _readable(self._transport.get_extra_info("socket")))
         return None
+
+
+def _readable(sock: Any) -> bool:
+    """Whether the kernel holds something to read on ``sock`` (or it is no longer open)."""
+    try:
+        fd = sock.fileno() if sock is not None else -1
+    except OSError:
+        return True
+    if fd < 0:
+        return sock is not None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

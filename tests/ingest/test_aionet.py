@@ -200,3 +200,30 @@ def test_a_tls_handshake_that_never_ends_is_a_connect_timeout() -> None:
                 await _get(pool, f"https://localhost:{port}/", connect=0.3)
 
     asyncio.run(main())
+
+
+def test_an_idle_connection_is_readable_once_the_server_closes_it() -> None:
+    """Before the event loop has read the FIN the socket says so; after, the protocol does."""
+    closed = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _answer(reader, writer, b"x")
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    async def main() -> None:
+        server, port = await _server(serve)
+        async with server:
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=2)
+            assert stream.get_extra_info("is_readable") is False
+            await stream.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in await stream.read(1024, timeout=2)
+            await closed.wait()
+            readable = stream.get_extra_info("is_readable")   # the FIN may not be read yet
+            await asyncio.sleep(0.05)
+            assert readable is True and stream.get_extra_info("is_readable") is True
+            assert await stream.read(1024, timeout=2) == b""
+            await stream.aclose()
+
+    asyncio.run(main())
