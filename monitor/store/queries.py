@@ -47,7 +47,8 @@ class FeedState:
     lease_owner: str | None = None     # the process that claimed this poll (None: unclaimed)
 
 
-def _state(r: Feed) -> FeedState:
+def _state(r: Any) -> FeedState:
+    """A feed's state from its row (an ORM ``Feed`` or a row of ``_STATE_COLUMNS``)."""
     return FeedState(r.id, r.url, r.name, r.etag, r.last_modified, r.body_hash,
                      r.consecutive_failures, r.last_success_at, r.entries_per_day,
                      r.websub_state == "active" and not r.push_unreliable, r.lease_owner)
@@ -135,9 +136,16 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str, str | None]],
             row.active = False
 
 
+_STATE_COLUMNS = (Feed.id, Feed.url, Feed.name, Feed.etag, Feed.last_modified, Feed.body_hash,
+                  Feed.consecutive_failures, Feed.last_success_at, Feed.entries_per_day,
+                  Feed.websub_state, Feed.push_unreliable, Feed.lease_owner)
+
+
 def due_feeds(session: Session, now: datetime, limit: int) -> list[FeedState]:
-    rows = session.scalars(
-        select(Feed)
+    # The columns ``_state`` reads, as plain rows: loading ORM objects for every due feed
+    # was ~5% of an idle poll cycle's CPU.
+    rows = session.execute(
+        select(*_STATE_COLUMNS)
         .where(Feed.active.is_(True), Feed.next_poll_at <= now)
         .order_by(Feed.next_poll_at)
         .limit(limit)
