@@ -435,10 +435,14 @@ class Driver:
         return out
 
 
+def _unchanged(cycle: dict[str, object]) -> int:
+    """Feeds of a cycle that had nothing new (304, or the same body again)."""
+    return sum(v for k, v in cycle["statuses"].items()  # type: ignore[union-attr]
+               if k in ("not_modified", "unchanged"))
+
+
 def _cpu_ms_per_unchanged(idle: dict[str, object]) -> float:
-    unchanged = sum(v for k, v in idle["statuses"].items()  # type: ignore[union-attr]
-                    if k in ("not_modified", "unchanged"))
-    return 1000 * float(idle["cpu"]) / max(1, unchanged)  # type: ignore[arg-type]
+    return 1000 * float(idle["cpu"]) / max(1, _unchanged(idle))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------
@@ -520,14 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         (folder / "pressmon.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
 
-        def change_some() -> list[int]:
+        changed = max(1, round(args.feeds * STEADY_CHANGED))
+
+        def change_some() -> None:
             """One new item in 5% of the feeds (the steady cycle's work)."""
-            changed = rng.sample(range(args.feeds), max(1, round(args.feeds * STEADY_CHANGED)))
             later = datetime.now(UTC)
-            for i in changed:
+            for i in rng.sample(range(args.feeds), changed):
                 feeds[i].items = [corpus.item(i, later), *feeds[i].items[:-1]]
                 server.publish(i)
-            return changed
 
         def three_cycles(driver: Driver) -> tuple[dict[str, object], ...]:
             first = driver.cycle()
@@ -558,22 +562,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}{'daemon':>9}  {'feeds':<28} "
           "articles / matching")
     print(row("first", first, f"(worker processes: {first['workers']})"))
-    changed = max(1, round(args.feeds * STEADY_CHANGED))
     print(row("steady", steady, f"({changed} feeds changed)"))
     print(row("idle", idle, "(all unchanged)"))
     cycles = [first, steady, idle]
     if theirs:
-        for name, c in zip(("first", "steady", "idle"), theirs, strict=False):
+        for name, c in zip(("first", "steady", "idle"), theirs[:3], strict=True):
             print(row(name, c, f"reader {reader_version}, {WORKERS_READER} threads"))
         cycles += theirs[:3]
     for c in cycles:
         if c["errors"]:
             print("errors:", c["errors"])
     cpu_ms = _cpu_ms_per_unchanged(idle)
-    steady_unchanged = sum(v for k, v in steady["statuses"].items()  # type: ignore[union-attr]
-                           if k in ("not_modified", "unchanged"))
-    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {args.feeds} feeds); "
-          f"steady cycle {1000 * float(steady['cpu']) / max(1, steady_unchanged):.2f} ms "  # type: ignore[arg-type]
+    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {_unchanged(idle)} feeds); "
+          f"steady cycle {1000 * float(steady['cpu']) / max(1, _unchanged(steady)):.2f} ms "  # type: ignore[arg-type]
           f"per unchanged feed incl. the {changed} changed")
     print(f"naive sequential feedparser.parse(url): {naive_s:.1f}s for {args.feeds} feeds "
           f"(measured on {len(sample)}, scaled)")
