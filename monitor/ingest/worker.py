@@ -1,7 +1,7 @@
 """Worker processes: their start-up, and the pool that runs them (``SpawnedPool``).
 
-Used by the feed-parsing workers (``service.poller.ParsePool``) and the NLP process
-(``nlp.NlpProcess``). Kept apart, standard library only, so that a parse worker imports only
+Used by the feed-parsing workers (``service.poller.ParsePool``) and the NLP processes
+(``nlp.NlpWorkers``). Kept apart, standard library only, so that a parse worker imports only
 this, the parser and the pure text code.
 """
 
@@ -24,6 +24,10 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _nothing() -> None:
+    """A call that only makes the pool spawn a worker (``SpawnedPool.start``)."""
 
 
 class SpawnedPool:
@@ -62,6 +66,21 @@ class SpawnedPool:
             for process in list(executor._processes.values()):  # noqa: SLF001
                 process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
+
+    def start(self, task: Callable[..., object] | None = None, *args: object) -> None:
+        """Start the workers now instead of on first use, without waiting for them: each is
+        spawned and runs its initializer while the caller goes on. With ``task``, each of the
+        calls made to spawn them is ``task(*args)`` (say, to load what the work needs); its
+        result and errors are dropped (the first real call meets them again). Nothing is done
+        when the workers have started already."""
+        if self.started:
+            return
+        executor = self.get()
+        if executor is None:
+            return
+        for _ in range(self.workers):
+            # A pool spawns a worker per call while none is idle, up to ``workers``.
+            executor.submit(task or _nothing, *args)
 
     @property
     def started(self) -> bool:

@@ -24,7 +24,7 @@ from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.websub import WebSub
 from monitor.logs import first_line
-from monitor.nlp import NlpProcess
+from monitor.nlp import NlpWorkers
 from monitor.notify.base import Channel
 from monitor.notify.folding import Folder, FoldPolicy
 from monitor.notify.outbox import Dispatcher
@@ -106,8 +106,8 @@ class Daemon:
         self.reload_error: str | None = None
         # Feed parsing runs in worker processes, started on the first body to parse.
         self.parse_pool = ParsePool()
-        # Language detection and NER in a process of their own, started on first use.
-        self.nlp = NlpProcess()
+        # Language detection and NER in processes of their own, started on first use.
+        self.nlp = NlpWorkers()
         self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
                              ner=self.nlp.load, detect=self.nlp.languages,
                              metrics=self.metrics, clock=clock, parse_pool=self.parse_pool)
@@ -321,7 +321,16 @@ class Daemon:
             task.add_done_callback(self._background.discard)
         return result
 
+    def start_workers(self) -> None:
+        """Start the parse workers and the NLP processes now, as polling begins, rather than on
+        the first body to parse: they spawn and load their rules and models (~1 s for
+        languages, ~2 s for NER) while the first fetches are under way, instead of holding up
+        the first polls. Does not wait; does nothing once they run."""
+        self.parse_pool.start(self._ruleset.shipped)
+        self.nlp.start()
+
     async def poll_all_once(self) -> list[PollResult]:
+        self.start_workers()
         feeds = await self.db.run(queries.due_feeds, datetime.max.replace(tzinfo=UTC), 1_000_000)
         # As many polls under way as the daemon keeps claimed: a cycle of thousands of feeds
         # does not hold thousands of fetched bodies at once.
@@ -421,6 +430,7 @@ class Daemon:
 
     async def run(self) -> int:
         await self.start()
+        self.start_workers()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)

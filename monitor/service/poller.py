@@ -26,6 +26,7 @@ from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.identity import Identity, identify, language_text
 from monitor.ingest.matching import Shipped, document, identify_and_match, ship
+from monitor.ingest.matching import load as load_rules
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import SpawnedPool
 from monitor.logs import first_line
@@ -266,6 +267,14 @@ class ParsePool:
             log.warning("a feed parsing worker died; starting new ones")
             self.pool.discard(executor)
             return await asyncio.to_thread(fn, *args)
+
+    def start(self, rules: Shipped | None) -> None:
+        """Start the workers now, without waiting, and have them compile ``rules``: what a
+        daemon does as it starts polling, so that its first bodies do not wait for them."""
+        if rules is None:
+            self.pool.start()
+        else:
+            self.pool.start(load_rules, rules)
 
     def shutdown(self) -> None:
         """Stop the workers (waits for them to exit); later parses run in a thread."""
