@@ -3,8 +3,8 @@ near-duplicate signature), and its language.
 
 ``identify`` is pure and picklable both ways, so the poller runs it in its parse workers, next
 to feedparser and off the daemon's GIL (~0.06 ms per new article). A missing language is
-detected from ``language_text`` in the NLP process (``monitor.nlp``): the identifier's model
-takes ~75 MB, better held once than in every parse worker. Nothing here knows about rules,
+detected from ``language_text`` in a process of its own (``monitor.nlp``): the identifier's
+model takes ~75 MB, better held once than in every parse worker. Nothing here knows about rules,
 the database or NER.
 """
 
@@ -28,8 +28,11 @@ def language_text(entry: Entry) -> str:
     return " ".join((entry.title, entry.summary, entry.body[:lang.MAX_CHARS]))
 
 
-def identify(entries: list[Entry]) -> list[Identity]:
+def identify(entries: list[Entry], tokens: list[dedup.Tokens] | None = None) -> list[Identity]:
+    """Each entry's identity; ``tokens``, the raw tokens of each entry's title, summary and
+    body when a matcher has read them, spare reading them again for the story signature."""
+    signatures = dedup.story_signatures([(e.title, e.summary, e.body) for e in entries], tokens)
     return [Identity(content_hash=dedup.content_hash(e.title, e.summary, e.body),
                      canonical_url=dedup.canonical_url(e.url) if e.url else None,
-                     signature=dedup.story_signature(e.title, e.summary, e.body))
-            for e in entries]
+                     signature=signature)
+            for e, signature in zip(entries, signatures, strict=True)]

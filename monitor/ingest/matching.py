@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from monitor.ingest.dedup import Tokens
 from monitor.ingest.identity import Identity, identify
 from monitor.ingest.parse import Entry
 from monitor.match import Document, EntitySpec, Matcher, RuleHit, RuleSpec
+from monitor.match.engine import TEXT_FIELDS, DocIndex
 
 __all__ = ["Shipped", "document", "identify_and_match", "load", "ship"]
 
@@ -103,7 +105,17 @@ def load(rules: Shipped) -> None:
 def identify_and_match(rules: Shipped, entries: list[Entry], feed_id: str,
                        feed_name: str | None, feed_url: str
                        ) -> tuple[list[Identity], list[list[RuleHit]]]:
-    """``identify`` the entries and match them against the shipped rules (languages known)."""
+    """``identify`` the entries and match them against the shipped rules (languages known).
+
+    Matching reads every field of an entry; the story signature then takes the title's,
+    summary's and body's tokens from it instead of tokenising them again."""
     matcher = _matcher(rules)
-    return identify(entries), [matcher.match(document(e, feed_id, feed_name, feed_url))
-                               for e in entries]
+    hits: list[list[RuleHit]] = []
+    tokens: list[Tokens] = []
+    for entry in entries:
+        doc = document(entry, feed_id, feed_name, feed_url)
+        index = DocIndex(doc, matcher.entities)
+        hits.append(matcher.match_index(index, doc))
+        title, summary, body = (index.field(name).raw_tokens for name in TEXT_FIELDS)
+        tokens.append((title, summary, body))
+    return identify(entries, tokens), hits

@@ -447,6 +447,11 @@ class _FieldIndex:
         self._marks: list[int] = []
         self._sorted_words: list[str] | None = None
 
+    @property
+    def raw_tokens(self) -> list[str]:
+        """The field's raw tokens, before folding (``token_pattern(text).findall(text)``)."""
+        return self._parts[1::2]
+
     def _start(self, raw: int) -> int:
         """Character offset where raw token `raw` starts."""
         start = self._starts.get(raw)
@@ -1367,7 +1372,11 @@ class Matcher:
         text); it is called only for occurrences a candidate rule needs.
         Without it every alias occurrence counts.
         """
-        index = DocIndex(doc, self.entities, verify)
+        return self.match_index(DocIndex(doc, self.entities, verify), doc)
+
+    def match_index(self, index: DocIndex, doc: Document) -> list[RuleHit]:
+        """`match` of `doc` through an index of it the caller keeps (its fields' tokens serve
+        the caller after matching: ``DocIndex.field``)."""
         vocabulary = index.vocabulary
         candidates, prefix_words = self._candidates(vocabulary)
         if not candidates:

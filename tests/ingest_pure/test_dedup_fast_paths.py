@@ -34,6 +34,8 @@ from monitor.ingest.dedup import (
     TRACKING_PARAMS,
     TRACKING_PREFIXES,
 )
+from monitor.match import Document
+from monitor.match.engine import DocIndex
 from monitor.match.text import fold_token, token_pattern
 
 # --------------------------------------------------------------------------- references
@@ -69,13 +71,13 @@ def _ref_raw_word_hash(raw: str) -> int:
     return dedup._word_hash(word) if word else -1
 
 
-def _ref_signature(text: str) -> tuple[int, ...]:
+def _ref_signature(text: str, shingle_words: int = SHINGLE_WORDS) -> tuple[int, ...]:
     hashes = [_ref_raw_word_hash(raw) for raw in token_pattern(text).findall(text)]
     words = np.array([h for h in hashes if h >= 0], dtype=np.uint64)
     n = len(words)
     if n == 0:
         return (0xFFFFFFFF,) * NUM_PERM
-    k = min(SHINGLE_WORDS, n)
+    k = min(shingle_words, n)
     h = words[: n - k + 1].copy()
     for j in range(1, k):
         h = dedup._fmix64(h)
@@ -235,6 +237,50 @@ def _check_story(title: str, summary: str, body: str, start: int) -> None:
             assert dedup.story_signature(title, s, b) == _ref_signature(expected)
 
 
+def _matcher_tokens(title: str, summary: str, body: str) -> dedup.Tokens:
+    """The raw tokens of the three texts as the matcher reads them (parse workers pass these)."""
+    index = DocIndex(Document(title=title, summary=summary, body=body), {})
+    return index.field("title").raw_tokens, index.field("summary").raw_tokens, \
+        index.field("body").raw_tokens
+
+
+@given(any_text, any_text, any_text)
+@settings(max_examples=500, deadline=None)
+def test_story_signature_from_a_matchers_tokens(title: str, summary: str, body: str) -> None:
+    """Signatures read from the tokens a matcher has are the signatures read from the texts:
+    exact, or the texts are read again."""
+    stories = [(title, s, b) for s, b in (
+        (summary, body), (summary, ""), ("", body), (summary, summary[: len(summary) // 2]),
+        (body[: len(body) // 3], body))]
+    tokens = [_matcher_tokens(*story) for story in stories]
+    assert dedup.story_signatures(stories, tokens) == [dedup.story_signature(*s) for s in stories]
+    for story, known in zip(stories, tokens, strict=True):
+        raw = dedup._story_tokens(*story, known)
+        assert raw is None or raw == dedup._story(*story)[1]
+
+
+@given(counted_text(), counted_text(), counted_text())
+# The lead's first 42 tokens hold 19 words, the text 24: ``_lead`` reads on past them.
+@example("Title", "Another text", " ".join(["\u0301"] * 23 + ["word"] * 24))
+@settings(max_examples=400, deadline=None)
+def test_story_signature_from_a_matchers_tokens_at_the_word_limits(
+        title: str, summary: str, body: str) -> None:
+    story = (title, summary, body)
+    raw = dedup._story_tokens(*story, _matcher_tokens(*story))
+    assert raw is None or raw == dedup._story(*story)[1]
+
+
+def test_story_signature_from_a_matchers_tokens_of_plain_feed_text() -> None:
+    """Feed text as ``html_to_text`` gives it - paragraphs, accents, Turkish letters - is read
+    from the matcher's tokens, not again: a body lead, a summary only, summary and body."""
+    lead = " ".join(["İlham Əliyev Bakıda görüşdü, bildirildi."] * 8)
+    for story in (("Başlık", "", f"{lead}\n\nİkinci paragraf."), ("Title", lead, ""),
+                  ("Title", "A short blurb of our own.", "Sehr kurzer Text über Karabach."),
+                  ("Title", "", "")):
+        raw = dedup._story_tokens(*story, _matcher_tokens(*story))
+        assert raw is not None and raw == dedup._story(*story)[1], story
+
+
 def test_empty_folding_tokens_are_tokens() -> None:
     for token in _EMPTY_FOLDING:
         assert token_pattern(f" {token} ").findall(f" {token} ") == [token]
@@ -245,6 +291,20 @@ def test_empty_folding_tokens_are_tokens() -> None:
 @settings(max_examples=500, deadline=None)
 def test_signature(text: str) -> None:
     assert dedup.signature(text) == _ref_signature(text)
+
+
+@given(st.lists(st.one_of(any_text, counted_text()), max_size=12), st.sampled_from([1, 2, 3]))
+@example(["", "one", "", "two words", "three more words", ""], 3)
+@example([], SHINGLE_WORDS)
+@settings(max_examples=300, deadline=None)
+def test_signatures_of_many_texts_are_each_texts_signature(texts: list[str], k: int) -> None:
+    """Together (a poll's entries), each text gets what it gets alone: no shingle spans two
+    texts, empty and short texts (fewer words than a shingle) included, at other shingle
+    sizes too."""
+    raws = [token_pattern(t).findall(t) for t in texts]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "SHINGLE_WORDS", k)
+        assert dedup.signatures(raws) == [_ref_signature(t, k) for t in texts]
 
 
 def test_signature_of_long_texts_and_fmix() -> None:
