@@ -20,7 +20,8 @@ CPU never counts as pressmon's. It listens on loopback addresses 127.0.0.2 .. 12
 pressmon runs in a subprocess (this script with ``--driver``): it builds the real
 ``Daemon`` from a generated ``pressmon.yaml`` (SQLite in a temporary folder, concurrency
 200, per_host 4, ``allow_private_networks: [127.0.0.0/8]``), starts it (migrations, feed
-sync), and times ``Daemon.poll_all_once`` for each cycle:
+sync, the worker processes up with their rules and models: timed and printed on its own, as
+``reader``'s start is not timed at all), and times ``Daemon.poll_all_once`` for each cycle:
 
 * first   - every feed new (25 new items each);
 * steady  - 95% of feeds unchanged (304), 5% with one new item;
@@ -369,9 +370,10 @@ async def _drive(config: Path) -> None:
 
     settings = load_settings(config)
     daemon = Daemon(settings, console=io.StringIO())
+    started = time.perf_counter()
     await daemon.start()
     worker_peak = 0.0
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, "start": time.perf_counter() - started}), flush=True)
     try:
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
@@ -411,7 +413,7 @@ class Driver:
             [sys.executable, *args],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.receive()
+        self.ready = self.receive()
 
     def receive(self) -> dict[str, object]:
         assert self.proc.stdout is not None
@@ -538,8 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             change_some()
             return first, driver.cycle(), driver.cycle(), driver.quit()
 
-        first, steady, idle, memory = three_cycles(
-            Driver(str(Path(__file__).resolve()), "--driver", str(folder / "pressmon.yaml")))
+        ours = Driver(str(Path(__file__).resolve()), "--driver", str(folder / "pressmon.yaml"))
+        first, steady, idle, memory = three_cycles(ours)
         theirs = None
         if reader_version and not args.no_reader:
             urls = folder / "urls.txt"
@@ -561,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}{'daemon':>9}  {'feeds':<28} "
           "articles / matching")
-    print(row("first", first, f"(worker processes: {first['workers']})"))
+    print(row("first", first, f"(worker processes: {first['workers']}; before it, pressmon's "
+                              f"start {float(ours.ready['start']):.1f} s)"))  # type: ignore[arg-type]
     print(row("steady", steady, f"({changed} feeds changed)"))
     print(row("idle", idle, "(all unchanged)"))
     cycles = [first, steady, idle]

@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -184,12 +185,11 @@ class NlpWorkers:
         self.ner_pool = SpawnedPool(1, _start_ner)
         self._ner: bool | None = None     # whether the worker has the NER model; None: unknown
 
-    def start(self) -> None:
-        """Start the processes and load their models now, without waiting: what a daemon
-        does as it starts polling, so its first polls do not wait for the models."""
-        self.languages_pool.start()
-        if available():
-            self.ner_pool.start()
+    def start(self) -> list[Future[object]]:
+        """Start the processes and load their models now, without waiting (the futures are
+        done once they are loaded): what a daemon does as it starts, so that its first polls
+        do not wait for the models."""
+        return [*self.languages_pool.start(), *(self.ner_pool.start() if available() else ())]
 
     def languages(self, texts: Sequence[str]) -> list[str | None]:
         """The detected language of each text (``lang.detect``)."""

@@ -24,6 +24,7 @@ from monitor.ingest.parse import ParseError, parse_feed
 from monitor.match import Matcher, RuleSpec
 from monitor.service.poller import ParsePool, RuleSet, prepare, with_languages
 from monitor.store import queries
+from tests.conftest import WriteConfig
 from tests.procs import alive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +217,44 @@ def test_ingest_bench_smoke() -> None:
     assert "ok 20 " in theirs[0] and "new 100 " in theirs[0]
     assert "new 1 " in theirs[1]                     # 5% of 20 feeds changed: one
     assert "not_modified 20 " in theirs[2] and "new 0 " in theirs[2]
+
+
+def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: WriteConfig,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """``Daemon.start`` returns ready to poll: the parse workers have compiled the rules and
+    the language process has its model (NER too, where installed), so that the first polls
+    wait for none of them."""
+    import io
+    import logging
+
+    from monitor import nlp
+    from monitor.config import load_settings
+    from monitor.service.daemon import Daemon
+
+    config = write_config({"database": f"sqlite:///{tmp_path / 'p.db'}", "feeds": []},
+                          {"rules": [{"id": "grain", "query": '"grain corridor"'}]})
+    daemon = Daemon(load_settings(config), console=io.StringIO())
+
+    async def go() -> None:
+        with caplog.at_level(logging.INFO, logger="monitor.service.daemon"):
+            await daemon.start()
+        try:
+            pool = daemon.parse_pool.pool
+            assert len(pool.processes) == pool.workers
+            shipped = daemon._ruleset.shipped
+            assert shipped is not None
+            executor = pool.get()
+            assert executor is not None
+            # The workers took one compiling call each (a quick one may have taken two).
+            found = await asyncio.gather(*(
+                asyncio.get_running_loop().run_in_executor(executor, _compiled)
+                for _ in range(4 * pool.workers)))
+            assert shipped.digest in found and set(found) <= {shipped.digest, None}
+            languages = daemon.nlp.languages_pool
+            assert languages.started and len(languages.processes) == 1
+            assert daemon.nlp.ner_pool.started == nlp.available()
+            assert "worker processes ready in" in caplog.text
+        finally:
+            await daemon.close()
+
+    asyncio.run(go())

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 
 def exit_with_parent(parent: int) -> None:
@@ -67,20 +67,19 @@ class SpawnedPool:
                 process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
 
-    def start(self, task: Callable[..., object] | None = None, *args: object) -> None:
+    def start(self, task: Callable[..., object] | None = None, *args: object) -> list[Future[object]]:
         """Start the workers now instead of on first use, without waiting for them: each is
         spawned and runs its initializer while the caller goes on. With ``task``, each of the
-        calls made to spawn them is ``task(*args)`` (say, to load what the work needs); its
-        result and errors are dropped (the first real call meets them again). Nothing is done
-        when the workers have started already."""
+        calls made to spawn them is ``task(*args)`` (say, to load what the work needs). The
+        calls' futures are returned: done once the workers are ready. Nothing is done (and
+        nothing returned) when the workers have started already."""
         if self.started:
-            return
+            return []
         executor = self.get()
         if executor is None:
-            return
-        for _ in range(self.workers):
-            # A pool spawns a worker per call while none is idle, up to ``workers``.
-            executor.submit(task or _nothing, *args)
+            return []
+        # A pool spawns a worker per call while none is idle, up to ``workers``.
+        return [executor.submit(task or _nothing, *args) for _ in range(self.workers)]
 
     @property
     def started(self) -> bool:

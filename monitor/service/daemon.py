@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
@@ -46,6 +47,8 @@ WATCH_SECONDS = 2.0
 FOLD_SECONDS = 5.0
 HEALTH_SECONDS = 30.0
 GAUGE_SECONDS = 5.0
+WORKERS_READY_TIMEOUT = 60
+"""Seconds ``start`` waits for the worker processes to load their rules and models."""
 WEBSUB_SECONDS = 60.0
 RETENTION_EVERY = timedelta(days=1)
 RETENTION_FIRST = timedelta(minutes=1)   # after start, once the first polls are under way
@@ -233,6 +236,8 @@ class Daemon:
             log.exception("retention failed; will retry tomorrow")
 
     async def start(self) -> None:
+        """Ready to poll: the database upgraded and its feeds synced with the config, the
+        worker processes started and their rules and models loaded."""
         log.info("database %s", redact_url(self.db.url))
         await asyncio.to_thread(self.db.upgrade)
         feeds = [(f.id, f.url, f.name) for f in self.settings.feeds]
@@ -246,6 +251,7 @@ class Daemon:
                  ", ".join(self.channels) or "none")
         for warning in self.settings.warnings:
             log.warning("%s", warning)
+        await self._workers_ready(self.start_workers())
 
     async def release(self) -> None:
         """Hand back what this process holds, so the others take over at once."""
@@ -321,16 +327,32 @@ class Daemon:
             task.add_done_callback(self._background.discard)
         return result
 
-    def start_workers(self) -> None:
-        """Start the parse workers and the NLP processes now, as polling begins, rather than on
-        the first body to parse: they spawn and load their rules and models (~1 s for
-        languages, ~2 s for NER) while the first fetches are under way, instead of holding up
-        the first polls. Does not wait; does nothing once they run."""
-        self.parse_pool.start(self._ruleset.shipped)
-        self.nlp.start()
+    def start_workers(self) -> list[Future[object]]:
+        """Start the parse workers and the NLP processes now rather than on first use: they
+        spawn and load their rules and models (~1 s for languages, ~2 s for NER). Does not
+        wait: the futures are done once they are ready. Does nothing once they run."""
+        return [*self.parse_pool.start(self._ruleset.shipped), *self.nlp.start()]
+
+    async def _workers_ready(self, starting: list[Future[object]]) -> None:
+        """Wait until the workers ``start_workers`` started are ready (at most
+        ``WORKERS_READY_TIMEOUT``), so that polling starts at full speed instead of its first
+        polls waiting for them. A worker that failed to start is logged; the first call that
+        needs it starts another."""
+        if not starting:
+            return
+        began = time.monotonic()
+        done, pending = await asyncio.wait([asyncio.wrap_future(f) for f in starting],
+                                           timeout=WORKERS_READY_TIMEOUT)
+        failed = [f.exception() for f in done if f.exception() is not None]
+        for exc in failed:
+            log.warning("a worker process did not start: %r", exc)
+        if pending:
+            log.warning("worker processes not ready after %ds; polling starts anyway",
+                        WORKERS_READY_TIMEOUT)
+        else:
+            log.info("worker processes ready in %.1fs", time.monotonic() - began)
 
     async def poll_all_once(self) -> list[PollResult]:
-        self.start_workers()
         feeds = await self.db.run(queries.due_feeds, datetime.max.replace(tzinfo=UTC), 1_000_000)
         # As many polls under way as the daemon keeps claimed: a cycle of thousands of feeds
         # does not hold thousands of fetched bodies at once.
@@ -430,7 +452,6 @@ class Daemon:
 
     async def run(self) -> int:
         await self.start()
-        self.start_workers()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)

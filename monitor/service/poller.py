@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -268,13 +269,11 @@ class ParsePool:
             self.pool.discard(executor)
             return await asyncio.to_thread(fn, *args)
 
-    def start(self, rules: Shipped | None) -> None:
-        """Start the workers now, without waiting, and have them compile ``rules``: what a
-        daemon does as it starts polling, so that its first bodies do not wait for them."""
-        if rules is None:
-            self.pool.start()
-        else:
-            self.pool.start(load_rules, rules)
+    def start(self, rules: Shipped | None) -> list[Future[object]]:
+        """Start the workers now, without waiting (the futures are done once they are ready),
+        and have them compile ``rules``: what a daemon does as it starts, so that its first
+        bodies do not wait for them."""
+        return self.pool.start() if rules is None else self.pool.start(load_rules, rules)
 
     def shutdown(self) -> None:
         """Stop the workers (waits for them to exit); later parses run in a thread."""
