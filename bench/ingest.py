@@ -39,6 +39,12 @@ machines where wall-clock times do not. They print on the line before the last:
 
     vs_reader_first=<a> vs_reader_steady=<b> vs_reader_cpu_per_unchanged_feed=<c>
 
+With ``--rounds N`` both are measured N times, alternately, each round on new databases,
+and the medians are printed (the ratios: the median of each round's ratios). On a shared
+2-core host the speed of the machine drifts by a fifth within an hour, and two busy cores
+can each run at two thirds of the speed of one: a single run can tell ratios apart only
+roughly.
+
 The naive baseline is sequential ``feedparser.parse(url)`` over a sample of feeds, scaled
 to all of them. The last line printed is machine-readable:
 
@@ -63,6 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from statistics import median
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
@@ -405,6 +412,21 @@ async def _drive(config: Path) -> None:
                           "rules": len(settings.rules)}), flush=True)
 
 
+@dataclass(frozen=True)
+class Cycles:
+    """What one measured process printed: ready (its start), its three cycles, its memory."""
+
+    ready: dict[str, object]
+    first: dict[str, object]
+    steady: dict[str, object]
+    idle: dict[str, object]
+    memory: dict[str, object]
+
+    @property
+    def cycles(self) -> tuple[dict[str, object], ...]:
+        return self.first, self.steady, self.idle
+
+
 class Driver:
     """A measured process driven over stdin/stdout: ``cycle`` -> one JSON line per cycle."""
 
@@ -477,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 feeds")
     parser.add_argument("--no-reader", action="store_true",
                         help="skip the `reader` 3.26 baseline (run when installed: .[bench])")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure pressmon and reader this many times, alternately, each "
+                             "round on new databases; report medians (default 1)")
     parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
@@ -484,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.feeds = min(args.feeds, 200)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     from bench.reader_baseline import WORKERS as WORKERS_READER
     from bench.reader_baseline import available
@@ -510,46 +537,56 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(HOSTS)} loopback addresses 127.0.0.2-254 after {args.latency * 1000:.0f} ms",
           flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="pressmon-bench-") as tmp:
-        folder = Path(tmp)
-        (folder / "rules").mkdir()
-        (folder / "rules" / "bench.yaml").write_text(rules_yaml, encoding="utf-8")
-        config = {
-            "database": f"sqlite:///{folder / 'pressmon.db'}",
-            "poll": {"concurrency": args.concurrency, "per_host": args.per_host,
-                     "timeout": "60s", "allow_private_networks": ["127.0.0.0/8"]},
-            "feeds": [{"id": f"outlet-{i}", "url": server.url(i), "name": f"Outlet {i}"}
-                      for i in range(args.feeds)],
-            "rules": ["rules/*.yaml"],
-            "channels": {"console": {"type": "console"}},
-            "defaults": {"notify": ["console"]},
-        }
-        (folder / "pressmon.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    changed = max(1, round(args.feeds * STEADY_CHANGED))
 
-        changed = max(1, round(args.feeds * STEADY_CHANGED))
+    def change_some() -> None:
+        """One new item in 5% of the feeds (the steady cycle's work)."""
+        later = datetime.now(UTC)
+        for i in rng.sample(range(args.feeds), changed):
+            feeds[i].items = [corpus.item(i, later), *feeds[i].items[:-1]]
+            server.publish(i)
 
-        def change_some() -> None:
-            """One new item in 5% of the feeds (the steady cycle's work)."""
-            later = datetime.now(UTC)
-            for i in rng.sample(range(args.feeds), changed):
-                feeds[i].items = [corpus.item(i, later), *feeds[i].items[:-1]]
-                server.publish(i)
+    def three_cycles(driver: Driver) -> Cycles:
+        first = driver.cycle()
+        change_some()
+        return Cycles(driver.ready, first, driver.cycle(), driver.cycle(), driver.quit())
 
-        def three_cycles(driver: Driver) -> tuple[dict[str, object], ...]:
-            first = driver.cycle()
-            change_some()
-            return first, driver.cycle(), driver.cycle(), driver.quit()
-
-        ours = Driver(str(Path(__file__).resolve()), "--driver", str(folder / "pressmon.yaml"))
-        first, steady, idle, memory = three_cycles(ours)
-        theirs = None
-        if reader_version and not args.no_reader:
-            urls = folder / "urls.txt"
-            urls.write_text("\n".join(server.url(i) for i in range(args.feeds)), encoding="utf-8")
-            print(f"pressmon done ({first['wall']:.1f} s first cycle); now reader {reader_version} "
-                  "on the same feeds", flush=True)
-            theirs = three_cycles(Driver(str(ROOT / "bench" / "reader_baseline.py"),
-                                         str(folder / "reader.sqlite"), str(urls)))
+    with_reader = bool(reader_version) and not args.no_reader
+    ours: list[Cycles] = []
+    theirs: list[Cycles] = []
+    for round_ in range(1, args.rounds + 1):
+        # Each round on new databases (its first cycle finds every item new), pressmon and
+        # then reader: side by side in time, so that a machine whose speed drifts (shared
+        # hosts do, by a fifth within an hour) moves both of a round alike.
+        with tempfile.TemporaryDirectory(prefix="pressmon-bench-") as tmp:
+            folder = Path(tmp)
+            (folder / "rules").mkdir()
+            (folder / "rules" / "bench.yaml").write_text(rules_yaml, encoding="utf-8")
+            config = {
+                "database": f"sqlite:///{folder / 'pressmon.db'}",
+                "poll": {"concurrency": args.concurrency, "per_host": args.per_host,
+                         "timeout": "60s", "allow_private_networks": ["127.0.0.0/8"]},
+                "feeds": [{"id": f"outlet-{i}", "url": server.url(i), "name": f"Outlet {i}"}
+                          for i in range(args.feeds)],
+                "rules": ["rules/*.yaml"],
+                "channels": {"console": {"type": "console"}},
+                "defaults": {"notify": ["console"]},
+            }
+            (folder / "pressmon.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
+            ours.append(three_cycles(
+                Driver(str(Path(__file__).resolve()), "--driver", str(folder / "pressmon.yaml"))))
+            progress = f"round {round_}/{args.rounds}: " if args.rounds > 1 else ""
+            if with_reader:
+                urls = folder / "urls.txt"
+                urls.write_text("\n".join(server.url(i) for i in range(args.feeds)),
+                                encoding="utf-8")
+                print(f"{progress}pressmon done ({ours[-1].first['wall']:.1f} s first cycle); "
+                      f"now reader {reader_version} on the same feeds", flush=True)
+                theirs.append(three_cycles(Driver(str(ROOT / "bench" / "reader_baseline.py"),
+                                                  str(folder / "reader.sqlite"), str(urls))))
+            elif args.rounds > 1:
+                print(f"{progress}pressmon done ({ours[-1].first['wall']:.1f} s first cycle)",
+                      flush=True)
 
     sample = rng.sample(range(args.feeds), min(NAIVE_SAMPLE, args.feeds))
     naive_s = naive(server, sample) * args.feeds / len(sample)
@@ -563,40 +600,57 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{'cycle':<8}{'wall s':>9}{'cpu s':>9}{'daemon':>9}  {'feeds':<28} "
           "articles / matching")
-    print(row("first", first, f"(worker processes: {first['workers']}; before it, pressmon's "
-                              f"start {float(ours.ready['start']):.1f} s)"))  # type: ignore[arg-type]
-    print(row("steady", steady, f"({changed} feeds changed)"))
-    print(row("idle", idle, "(all unchanged)"))
-    cycles = [first, steady, idle]
-    if theirs:
-        for name, c in zip(("first", "steady", "idle"), theirs[:3], strict=True):
-            print(row(name, c, f"reader {reader_version}, {WORKERS_READER} threads"))
-        cycles += theirs[:3]
-    for c in cycles:
+    for i, mine in enumerate(ours):
+        if args.rounds > 1:
+            print(f"round {i + 1}")
+        print(row("first", mine.first, f"(worker processes: {mine.first['workers']}; before it, "
+                                       f"pressmon's start {float(mine.ready['start']):.1f} s)"))  # type: ignore[arg-type]
+        print(row("steady", mine.steady, f"({changed} feeds changed)"))
+        print(row("idle", mine.idle, "(all unchanged)"))
+        if theirs:
+            for name, c in zip(("first", "steady", "idle"), theirs[i].cycles, strict=True):
+                print(row(name, c, f"reader {reader_version}, {WORKERS_READER} threads"))
+    for c in (c for run in ours + theirs for c in run.cycles):
         if c["errors"]:
             print("errors:", c["errors"])
-    cpu_ms = _cpu_ms_per_unchanged(idle)
-    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {_unchanged(idle)} feeds); "
-          f"steady cycle {1000 * float(steady['cpu']) / max(1, _unchanged(steady)):.2f} ms "  # type: ignore[arg-type]
-          f"per unchanged feed incl. the {changed} changed")
+    of = "median of the rounds" if args.rounds > 1 else ""
+    first_s = median(float(r.first["wall"]) for r in ours)  # type: ignore[arg-type]
+    steady_s = median(float(r.steady["wall"]) for r in ours)  # type: ignore[arg-type]
+    cpu_ms = median(_cpu_ms_per_unchanged(r.idle) for r in ours)
+    steady_cpu = median(1000 * float(r.steady["cpu"]) / max(1, _unchanged(r.steady))  # type: ignore[arg-type]
+                        for r in ours)
+    print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {_unchanged(ours[0].idle)} "
+          f"feeds{'; ' + of if of else ''}); steady cycle {steady_cpu:.2f} ms per unchanged feed "
+          f"incl. the {changed} changed")
     print(f"naive sequential feedparser.parse(url): {naive_s:.1f}s for {args.feeds} feeds "
           f"(measured on {len(sample)}, scaled)")
-    print(f"peak RSS: pressmon {memory['rss_mb']:.1f} MB, worker processes {memory['worker_rss_mb']:.1f} MB "
-          f"(sum {float(memory['rss_mb']) + float(memory['worker_rss_mb']):.1f} MB), "  # type: ignore[arg-type]
-          f"{memory['rules']} rules; server max open connections {server.max_open}")
+    rss = max(float(r.memory["rss_mb"]) for r in ours)  # type: ignore[arg-type]
+    workers_rss = max(float(r.memory["worker_rss_mb"]) for r in ours)  # type: ignore[arg-type]
+    print(f"peak RSS: pressmon {rss:.1f} MB, worker processes {workers_rss:.1f} MB "
+          f"(sum {rss + workers_rss:.1f} MB), {ours[0].memory['rules']} rules; server max open "
+          f"connections {server.max_open}")
     print("targets: first < 20 s, steady < 7 s, < 2 ms CPU per unchanged feed, RSS < 300 MB")
     if theirs:
-        their_cpu = _cpu_ms_per_unchanged(theirs[2])
-        print(f"reader {reader_version} on the same feeds, this run: first {theirs[0]['wall']:.2f} s, "
-              f"steady {theirs[1]['wall']:.2f} s, {their_cpu:.2f} ms CPU per unchanged feed, "
-              f"peak RSS {theirs[3]['rss_mb']:.1f} MB; SPEC §9 aims at 2x on each")
-        print(f"vs_reader_first={float(theirs[0]['wall']) / float(first['wall']):.2f} "  # type: ignore[arg-type]
-              f"vs_reader_steady={float(theirs[1]['wall']) / float(steady['wall']):.2f} "  # type: ignore[arg-type]
-              f"vs_reader_cpu_per_unchanged_feed={their_cpu / cpu_ms:.2f}")
-    print(f"first_cycle_s={first['wall']:.2f} steady_cycle_s={steady['wall']:.2f} "
+        per_round = [(float(t.first["wall"]) / float(o.first["wall"]),  # type: ignore[arg-type]
+                      float(t.steady["wall"]) / float(o.steady["wall"]),  # type: ignore[arg-type]
+                      _cpu_ms_per_unchanged(t.idle) / _cpu_ms_per_unchanged(o.idle))
+                     for o, t in zip(ours, theirs, strict=True)]
+        print(f"reader {reader_version} on the same feeds, this run{' (' + of + ')' if of else ''}: "
+              f"first {median(float(t.first['wall']) for t in theirs):.2f} s, "  # type: ignore[arg-type]
+              f"steady {median(float(t.steady['wall']) for t in theirs):.2f} s, "  # type: ignore[arg-type]
+              f"{median(_cpu_ms_per_unchanged(t.idle) for t in theirs):.2f} ms CPU per unchanged "
+              f"feed, peak RSS {max(float(t.memory['rss_mb']) for t in theirs):.1f} MB; "  # type: ignore[arg-type]
+              "SPEC §9 aims at 2x on each")
+        if args.rounds > 1:
+            print("ratios per round (first, steady, CPU per unchanged feed): " + "; ".join(
+                " ".join(f"{x:.2f}" for x in r) for r in per_round))
+        ratios = [median(r[k] for r in per_round) for k in range(3)]
+        print(f"vs_reader_first={ratios[0]:.2f} vs_reader_steady={ratios[1]:.2f} "
+              f"vs_reader_cpu_per_unchanged_feed={ratios[2]:.2f}")
+    print(f"first_cycle_s={first_s:.2f} steady_cycle_s={steady_s:.2f} "
           f"cpu_ms_per_unchanged_feed={cpu_ms:.2f} "
-          f"speedup_vs_naive={naive_s / float(first['wall']):.2f} "  # type: ignore[arg-type]
-          f"rss_mb={memory['rss_mb']:.2f}")
+          f"speedup_vs_naive={naive_s / first_s:.2f} "
+          f"rss_mb={rss:.2f}")
     return 0
 
 

@@ -189,7 +189,7 @@ LAST_LINE = re.compile(
 def test_ingest_bench_smoke() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "ingest.py"), "--feeds", "20", "--items", "5",
-         "--latency", "0.05", "--rules", "50"],
+         "--latency", "0.05", "--rules", "50", "--rounds", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=220)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -205,18 +205,22 @@ def test_ingest_bench_smoke() -> None:
     table = "\n".join(lines)
     assert "first" in table and "steady" in table and "idle" in table
     assert "errors:" not in table
+    assert "round 1" in table and "round 2" in table
+    assert len([line for line in lines if line.startswith("first ")]) >= 2
     if importlib.util.find_spec("reader") is None:
         return      # the bench extra is not installed (make setup installs it): no baseline
-    # reader 3.26 ran the same three cycles on the same feeds
+    # reader 3.26 ran the same three cycles on the same feeds, in each round
     ratios = re.fullmatch(r"vs_reader_first=(\d+\.\d\d) vs_reader_steady=(\d+\.\d\d) "
                           r"vs_reader_cpu_per_unchanged_feed=(\d+\.\d\d)", lines[-2])
     assert ratios, lines[-2]
     assert all(float(r) > 0 for r in ratios.groups())
+    assert lines[-3].startswith("ratios per round") and lines[-3].count(";") == 1
     theirs = [line for line in lines if "reader 3.26, 32 threads" in line]
-    assert len(theirs) == 3
-    assert "ok 20 " in theirs[0] and "new 100 " in theirs[0]
-    assert "new 1 " in theirs[1]                     # 5% of 20 feeds changed: one
-    assert "not_modified 20 " in theirs[2] and "new 0 " in theirs[2]
+    assert len(theirs) == 6
+    for first, steady, idle in (theirs[:3], theirs[3:]):
+        assert "ok 20 " in first and "new 100 " in first
+        assert "new 1 " in steady                     # 5% of 20 feeds changed: one
+        assert "not_modified 20 " in idle and "new 0 " in idle
 
 
 def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: WriteConfig,
