@@ -174,7 +174,7 @@ class NlpWorkers:
     of the daemon, and their work runs on another core than the daemon's. Two processes, not
     one: every poll of a feed that does not say its language waits for detection, which
     must not queue behind NER batches (tens of ms) or spaCy's loading (~2 s, as polling
-    starts); the second process costs ~30 MB. ``load()`` gives None - NER off, said once in
+    starts); the second process costs ~50 MB. ``load()`` gives None - NER off, said once in
     the log - when the spaCy model is not installed or does not load in its process;
     languages work either way. A worker that dies is replaced, and the call it was working on
     is tried once more in the new one.

@@ -106,6 +106,39 @@ def test_new_items_are_stored_once_and_duplicates_in_a_feed_collapse(
     assert count_articles(daemon) == 4
 
 
+def test_a_first_poll_parses_and_matches_in_one_worker_call(
+        tmp_path: Path, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed's first poll (all its entries new, their language given) is parsed, identified
+    and matched in one call to a parse worker; later polls parse, ask the store what is new,
+    and match only that. Both store and hit the same."""
+    from monitor.service.poller import Poller
+
+    calls: list[str] = []
+    off_loop = Poller._off_loop
+
+    async def spy(self: Poller, fn: Callable[..., Any], *args: Any) -> Any:
+        calls.append(fn.__name__)
+        return await off_loop(self, fn, *args)
+
+    monkeypatch.setattr(Poller, "_off_loop", spy)
+    items = list(ITEMS)
+    with FeedServer({"/f.xml": rss(items)}) as server:
+        daemon = make_daemon(write_config, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                             {"f": server.url("/f.xml")})
+
+        def add_item(i: int) -> None:
+            calls.append("--")
+            if i == 0:
+                items.append({"guid": "g3", "title": "Baku metro", "description": "z"})
+                server.set("/f.xml", rss(items))
+
+        first, second = poll_rounds(daemon, 2, add_item)
+    assert calls == ["parse_and_match", "--", "parse_feed", "identify_and_match", "--"]
+    assert (first[0].new_articles, first[0].hits) == (2, 1)
+    assert (second[0].new_articles, second[0].hits) == (1, 1)
+    assert count_articles(daemon) == 3
+
+
 @pytest.mark.parametrize(("document", "content_type", "error"), [
     (b"<!DOCTYPE html><html><head><title>Home</title></head><body>hi</body></html>",
      "text/html", "got an HTML page, not a feed"),

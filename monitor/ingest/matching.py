@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from monitor.ingest.dedup import Tokens
 from monitor.ingest.identity import Identity, identify
-from monitor.ingest.parse import Entry
+from monitor.ingest.parse import Entry, ParsedFeed, parse_feed
 from monitor.match import Document, EntitySpec, Matcher, RuleHit, RuleSpec
 from monitor.match.engine import TEXT_FIELDS, DocIndex
 
-__all__ = ["Shipped", "document", "identify_and_match", "load", "ship"]
+__all__ = ["Shipped", "document", "identify_and_match", "load", "parse_and_match", "ship"]
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,12 @@ def load(rules: Shipped) -> None:
     _matcher(rules)
 
 
+Early = tuple[list[Identity], list[list[RuleHit]]]
+"""What ``identify_and_match`` gives: each entry's identity and its hits."""
+
+
 def identify_and_match(rules: Shipped, entries: list[Entry], feed_id: str,
-                       feed_name: str | None, feed_url: str
-                       ) -> tuple[list[Identity], list[list[RuleHit]]]:
+                       feed_name: str | None, feed_url: str) -> Early:
     """``identify`` the entries and match them against the shipped rules (languages known).
 
     Matching reads every field of an entry; the story signature then takes the title's,
@@ -119,3 +122,20 @@ def identify_and_match(rules: Shipped, entries: list[Entry], feed_id: str,
         title, summary, body = (index.field(name).raw_tokens for name in TEXT_FIELDS)
         tokens.append((title, summary, body))
     return identify(entries, tokens), hits
+
+
+def parse_and_match(rules: Shipped, content: bytes, headers: dict[str, str] | None,
+                    feed_id: str, feed_name: str | None, feed_url: str
+                    ) -> tuple[ParsedFeed, Early | None]:
+    """``parse_feed``, then ``identify_and_match`` of all its entries in the same call when
+    every entry has its language (else None: detection comes first, in the daemon's language
+    process).
+
+    For a feed's first poll, whose entries are all new: one trip to a worker instead of two,
+    and the entries are not sent back to be matched. Each entry's results are its own, so
+    those of entries the daemon finds stored already are merely unused.
+    """
+    parsed = parse_feed(content, headers)
+    if not parsed.entries or not all(entry.lang for entry in parsed.entries):
+        return parsed, None
+    return parsed, identify_and_match(rules, parsed.entries, feed_id, feed_name, feed_url)

@@ -107,9 +107,9 @@ class Daemon:
         self.channels: dict[str, Channel] = build_channels(settings, console=console)
         self._fingerprint = _fingerprint(settings)
         self.reload_error: str | None = None
-        # Feed parsing runs in worker processes, started on the first body to parse.
+        # Feed parsing, and language detection and NER, run in worker processes: started by
+        # start(), or failing that on first use.
         self.parse_pool = ParsePool()
-        # Language detection and NER in processes of their own, started on first use.
         self.nlp = NlpWorkers()
         self.poller = Poller(self.db, self.fetcher, lambda: self._ruleset, self._policy,
                              ner=self.nlp.load, detect=self.nlp.languages,

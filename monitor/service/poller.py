@@ -26,7 +26,14 @@ from monitor.ingest import dedup
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, Validators
 from monitor.ingest.fulltext import FulltextError, FulltextFetcher
 from monitor.ingest.identity import Identity, identify, language_text
-from monitor.ingest.matching import Shipped, document, identify_and_match, ship
+from monitor.ingest.matching import (
+    Early,
+    Shipped,
+    document,
+    identify_and_match,
+    parse_and_match,
+    ship,
+)
 from monitor.ingest.matching import load as load_rules
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
 from monitor.ingest.worker import SpawnedPool
@@ -83,7 +90,7 @@ class FeedPolicy:
 WEBSUB_FALLBACK = timedelta(hours=1)
 PROCESSING_PER_WORKER = 8
 """Feeds parsed, matched or stored at once, per parse worker. A feed's processing hops
-between processes and threads (parse worker, database, NLP process), so a few per worker
+between processes and threads (parse worker, database, NLP processes), so a few per worker
 keep every stage busy: at 3 the stages waited on each other (bench/ingest.py first cycle
 34 s; 30 s at 8)."""
 
@@ -242,10 +249,13 @@ class ParsePool:
 
     They also ``identify`` the new entries of a poll (hashes, canonical URL, story signature)
     and match them against the rules (``monitor.ingest.matching``: pure CPU work on entries
-    they have just parsed; languages are detected in the NLP process first).
+    they have just parsed; languages are detected in the language process first). A feed's
+    first poll, whose entries are all new, is parsed, identified and matched in one call when
+    the feed gives every entry's language (``parse_and_match``).
 
-    Workers are spawned fresh (never forked from the threaded daemon) on first use, and import
-    only the parser, the matcher and the pure text code (feedparser, ``monitor.ingest.parse``/
+    Workers are spawned fresh (never forked from the threaded daemon) by ``start`` (the
+    daemon's, before it polls) or on first use, and import only the parser, the matcher and
+    the pure text code (feedparser, ``monitor.ingest.parse``/
     ``identity``/``dedup``/``matching``, ``monitor.match``, the standard library, numpy) - no
     SQLAlchemy, no language or NER model. A worker that dies breaks the pool: the parse that saw
     it runs in a thread instead and the next one starts a new pool. As with any ``spawn``
@@ -348,14 +358,25 @@ class Poller:
             log.debug("feed %s: %s", feed.id, status)
             return PollResult(feed.id, status)
         async with self._stage:
+            early: tuple[Shipped, Early] | None = None
+            rules = self._rules().shipped
             try:
-                parsed = await self._off_loop(parse_feed, result.content, result.headers_for_parser)
+                if (feed.last_success_at is None and rules is not None
+                        and self._parse_pool is not None and not policy.fulltext):
+                    # A first poll: its entries are new, so match them with the parse.
+                    parsed, found = await self._off_loop(
+                        parse_and_match, rules, result.content, result.headers_for_parser,
+                        feed.id, feed.name, feed.url)
+                    early = (rules, found) if found is not None else None
+                else:
+                    parsed = await self._off_loop(parse_feed, result.content,
+                                                  result.headers_for_parser)
             except ParseError as exc:
                 self._observe(started, "error")
                 return await self._fail(feed, policy, str(exc), None)
             self._observe(started, "ok")
             return await self._ingest(feed, policy, parsed, now, result=result,
-                                      interval=interval)
+                                      interval=interval, early=early)
 
     async def push(self, feed_id: str, content: bytes, content_type: str | None) -> PollResult | None:
         """Entries pushed by a WebSub hub: the same pipeline as a poll, minus the fetch."""
@@ -392,7 +413,8 @@ class Poller:
 
     async def _ingest(self, feed: queries.FeedState, policy: FeedPolicy, parsed: ParsedFeed,
                       now: datetime, *, result: FetchResult | None,
-                      interval: timedelta | None) -> PollResult:
+                      interval: timedelta | None,
+                      early: tuple[Shipped, Early] | None = None) -> PollResult:
         stored = await self._db.run(queries.stored_entries, feed.id,
                                     [e.key for e in parsed.entries])
         todo = new_and_updated(parsed.entries, stored)
@@ -406,7 +428,15 @@ class Poller:
                 todo = await asyncio.to_thread(with_languages, todo, self._detect)
             new_entries = [entry for entry, _ in todo]
             hits = None
-            if ruleset.shipped is not None and self._parse_pool is not None:
+            # Matched with the parse: used when the rules are the same and the entries are as
+            # parsed (no full text or detected language put in since).
+            at = {id(entry): i for i, entry in enumerate(parsed.entries)} if early else {}
+            if early is not None and early[0] == ruleset.shipped and all(
+                    id(entry) in at for entry in new_entries):
+                found_identities, found_hits = early[1]
+                identities = [found_identities[at[id(entry)]] for entry in new_entries]
+                hits = [found_hits[at[id(entry)]] for entry in new_entries]
+            elif ruleset.shipped is not None and self._parse_pool is not None:
                 identities, hits = await self._off_loop(
                     identify_and_match, ruleset.shipped, new_entries, feed.id, feed.name,
                     feed.url)

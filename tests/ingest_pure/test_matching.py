@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from monitor.ingest.identity import identify
-from monitor.ingest.matching import document, identify_and_match, ship
-from monitor.ingest.parse import Entry
+from monitor.ingest.matching import document, identify_and_match, parse_and_match, ship
+from monitor.ingest.parse import Entry, parse_feed
 from monitor.match import EntitySpec, Matcher, RuleSpec
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, rss
 
 RULES = [RuleSpec("karabakh", "@karabakh"), RuleSpec("grain", '"grain corridor"'),
          RuleSpec("tr", "liman", languages=("tr",))]
@@ -51,6 +51,22 @@ def test_shipped_rules_match_as_the_daemon_does(tmp_path: Path) -> None:
     assert ship(RULES, ENTITIES, tmp_path) == shipped
     assert ship(RULES[:1], ENTITIES, tmp_path).digest != shipped.digest
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pickle", ".pickle"]
+
+
+def test_parse_and_match_is_parse_then_identify_and_match(tmp_path: Path) -> None:
+    """A first poll's one worker call gives what its two calls give; without a language on
+    every entry it only parses (the language is detected first)."""
+    shipped = ship(RULES, ENTITIES, tmp_path)
+    content = rss([{"guid": "a", "title": "Talks on Karabakh resume", "description": "In Tbilisi."},
+                   {"guid": "b", "title": "Ships wait", "description": "The grain corridor."}])
+    args = ("f", "Feed", "https://news.test/rss")
+    parsed, early = parse_and_match(shipped, content, None, *args)
+    assert parsed == parse_feed(content, None)
+    assert early == identify_and_match(shipped, parsed.entries, *args)
+    assert _ids(early[1]) == [["karabakh"], ["grain"]]
+    unsaid = content.replace(b"<language>en</language>", b"")
+    parsed, early = parse_and_match(shipped, unsaid, None, *args)
+    assert parsed == parse_feed(unsaid, None) and early is None
 
 
 def test_a_worker_process_follows_a_new_version(tmp_path: Path) -> None:
