@@ -393,11 +393,6 @@ def _raw_word_key(raw: str) -> bytes:
     return struct.pack("<QQ", w, (_fmix64_int(w) * _PAIR_MUL_INT) & _MASK64)
 
 
-def _word_keys(raw: Sequence[str]) -> np.ndarray:
-    """The ``_raw_word_key`` rows of the raw tokens `raw`: an ``(n, 2)`` uint64 array."""
-    return np.frombuffer(b"".join(map(_raw_word_key, raw)), dtype=_KEYS).reshape(-1, 2)
-
-
 def _slide(keys: np.ndarray, k: int) -> np.ndarray:
     """The hashes of the shingles of `k` words starting at each position of the word keys
     `keys` (``n - k + 1`` of them, ``k <= n``; uint64)."""
@@ -414,14 +409,6 @@ def _slide(keys: np.ndarray, k: int) -> np.ndarray:
             h *= _PAIR_MUL
             h += words[j : n - k + 1 + j]
     return _fmix64(h)
-
-
-def _shingle_hashes(raw: Sequence[str]) -> np.ndarray:
-    """64-bit hashes of the word shingles of the raw tokens `raw` (uint64, possibly empty).
-    A text of fewer than ``SHINGLE_WORDS`` words is one shingle of all of them."""
-    keys = _word_keys(raw)
-    n = len(keys)
-    return _slide(keys, min(SHINGLE_WORDS, n)) if n else np.empty(0, dtype=np.uint64)
 
 
 def _minhash(shingles: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -458,11 +445,13 @@ def signatures(texts: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
     each (per 40-word lead ~40 -> ~24 us).
 
     The texts' word keys are joined and their shingles slid over the whole; a shingle that
-    would span two texts is dropped. A text of fewer than ``SHINGLE_WORDS`` words (one
-    shingle of all of them) is done on its own.
+    would span two texts is dropped. A text of fewer than ``SHINGLE_WORDS`` words is one
+    shingle of all of them, done on its own. (Tokens that fold to nothing bring no key.)
     """
     keys = [b"".join(map(_raw_word_key, raw)) for raw in texts]
     counts = np.fromiter((len(b) >> 4 for b in keys), dtype=np.intp, count=len(keys))
+    joined = np.frombuffer(b"".join(keys), dtype=_KEYS).reshape(-1, 2)
+    starts = np.cumsum(counts) - counts      # text i's first word in `joined`
     k = SHINGLE_WORDS
     # Shingles of each text: n - k + 1, or one for a short text that has any word.
     per = np.where(counts >= k, counts - k + 1, np.minimum(counts, 1))
@@ -471,15 +460,13 @@ def signatures(texts: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
     shingles = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint64)
     full = counts >= k
     if full.any():
-        joined = np.frombuffer(b"".join(keys), dtype=_KEYS).reshape(-1, 2)
         slid = _slide(joined, k)
-        # Text i's shingles start at its first word (the sum of the counts before it).
-        starts = np.cumsum(counts) - counts
         offsets = np.repeat((starts - firsts)[full], per[full])
         at = np.repeat(firsts[full], per[full]) + _ranks(per[full])
         shingles[at] = slid[at + offsets]
     for i in np.flatnonzero(~full & (counts > 0)).tolist():
-        shingles[firsts[i]] = _shingle_hashes(texts[i])[0]
+        n = int(counts[i])
+        shingles[firsts[i]] = _slide(joined[starts[i]:starts[i] + n], n)[0]
     found = per > 0
     rows = iter(_minhash(shingles, firsts[found]).tolist() if found.any() else ())
     empty = (_EMPTY,) * NUM_PERM
