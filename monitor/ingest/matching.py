@@ -116,9 +116,8 @@ def identify_and_match(rules: Shipped, entries: list[Entry], feed_id: str,
     hits: list[list[RuleHit]] = []
     tokens: list[Tokens] = []
     for entry in entries:
-        doc = document(entry, feed_id, feed_name, feed_url)
-        index = DocIndex(doc, matcher.entities)
-        hits.append(matcher.match_index(index, doc))
+        index = DocIndex(document(entry, feed_id, feed_name, feed_url), matcher.entities)
+        hits.append(matcher.match_index(index))
         title, summary, body = (index.field(name).raw_tokens for name in TEXT_FIELDS)
         tokens.append((title, summary, body))
     return identify(entries, tokens), hits

@@ -617,6 +617,7 @@ class DocIndex:
         entities: Mapping[str, CompiledEntity],
         verify: Verify | None = None,
     ) -> None:
+        self.doc = doc
         # Feeds often lack a field entirely; tolerate None as well as "".
         self.texts: dict[str, str] = {name: getattr(doc, name) or "" for name in DOC_FIELDS}
         self.entities = entities
@@ -1372,11 +1373,11 @@ class Matcher:
         text); it is called only for occurrences a candidate rule needs.
         Without it every alias occurrence counts.
         """
-        return self.match_index(DocIndex(doc, self.entities, verify), doc)
+        return self.match_index(DocIndex(doc, self.entities, verify))
 
-    def match_index(self, index: DocIndex, doc: Document) -> list[RuleHit]:
-        """`match` of `doc` through an index of it the caller keeps (its fields' tokens serve
-        the caller after matching: ``DocIndex.field``)."""
+    def match_index(self, index: DocIndex) -> list[RuleHit]:
+        """`match` of the index's document, through an index the caller keeps (its fields'
+        tokens serve the caller after matching: ``DocIndex.field``)."""
         vocabulary = index.vocabulary
         candidates, prefix_words = self._candidates(vocabulary)
         if not candidates:
@@ -1392,7 +1393,7 @@ class Matcher:
         evaluator = _Evaluator(index)
         rules = self._rules
         rest = self._rest
-        feed_id, lang = doc.feed_id, doc.lang
+        feed_id, lang = index.doc.feed_id, index.doc.lang
         pending: list[tuple[str, list[_Found]]] = []
         for i in candidates:
             checks = rest[i]
