@@ -343,9 +343,9 @@ class Daemon:
         began = time.monotonic()
         done, pending = await asyncio.wait([asyncio.wrap_future(f) for f in starting],
                                            timeout=WORKERS_READY_TIMEOUT)
-        failed = [f.exception() for f in done if f.exception() is not None]
-        for exc in failed:
-            log.warning("a worker process did not start: %r", exc)
+        for future in done:
+            if (exc := future.exception()) is not None:
+                log.warning("a worker process did not start: %r", exc)
         if pending:
             log.warning("worker processes not ready after %ds; polling starts anyway",
                         WORKERS_READY_TIMEOUT)
