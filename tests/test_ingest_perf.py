@@ -262,3 +262,38 @@ def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: Wr
             await daemon.close()
 
     asyncio.run(go())
+
+
+def test_workers_that_fail_or_hang_at_start_are_logged_and_polling_goes_on(
+        tmp_path: Path, write_config: WriteConfig, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that cannot start is logged (the first call that needs it starts another);
+    one still loading after ``WORKERS_READY_TIMEOUT`` is waited for no longer."""
+    import io
+    import logging
+    from concurrent.futures import Future
+
+    from monitor.config import load_settings
+    from monitor.service import daemon as daemon_module
+
+    config = write_config({"database": f"sqlite:///{tmp_path / 'p.db'}", "feeds": []},
+                          {"rules": [{"id": "grain", "query": '"grain corridor"'}]})
+    daemon = daemon_module.Daemon(load_settings(config), console=io.StringIO())
+    failed: Future[object] = Future()
+    failed.set_exception(RuntimeError("no such model"))
+    loading: Future[object] = Future()
+    monkeypatch.setattr(daemon_module, "WORKERS_READY_TIMEOUT", 0.2)
+
+    async def go() -> None:
+        try:
+            with caplog.at_level(logging.INFO, logger="monitor.service.daemon"):
+                await daemon._workers_ready([failed, loading])
+        finally:
+            await daemon.close()
+
+    began = time.monotonic()
+    asyncio.run(go())
+    assert time.monotonic() - began < 5
+    assert "a worker process did not start: RuntimeError('no such model')" in caplog.text
+    assert "worker processes not ready after" in caplog.text
+    assert "ready in" not in caplog.text
