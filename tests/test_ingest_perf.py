@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import importlib.util
 import os
 import re
@@ -227,22 +228,25 @@ def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: Wr
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """``Daemon.start`` returns ready to poll: the parse workers have compiled the rules and
     the language process has its model (NER too, where installed), so that the first polls
-    wait for none of them."""
+    wait for none of them. While it runs, the garbage collector runs less often."""
     import io
     import logging
 
     from monitor import nlp
     from monitor.config import load_settings
-    from monitor.service.daemon import Daemon
+    from monitor.service.daemon import GC_THRESHOLD, Daemon
 
     config = write_config({"database": f"sqlite:///{tmp_path / 'p.db'}", "feeds": []},
                           {"rules": [{"id": "grain", "query": '"grain corridor"'}]})
     daemon = Daemon(load_settings(config), console=io.StringIO())
 
+    before = gc.get_threshold()
+
     async def go() -> None:
         with caplog.at_level(logging.INFO, logger="monitor.service.daemon"):
             await daemon.start()
         try:
+            assert gc.get_threshold() == GC_THRESHOLD != before
             pool = daemon.parse_pool.pool
             assert len(pool.processes) == pool.workers
             shipped = daemon._ruleset.shipped
@@ -262,6 +266,7 @@ def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: Wr
             await daemon.close()
 
     asyncio.run(go())
+    assert gc.get_threshold() == before, "closing gives the process its GC thresholds back"
 
 
 def test_workers_that_fail_or_hang_at_start_are_logged_and_polling_goes_on(

@@ -55,6 +55,11 @@ RETENTION_FIRST = timedelta(minutes=1)   # after start, once the first polls are
 STOP_GRACE_SECONDS = 8.0
 LEADER_LEASE = "singleton-jobs"
 LEADER_TTL = timedelta(seconds=30)   # renewed every FOLD_SECONDS by the process holding it
+GC_THRESHOLD = (20_000, 20, 20)
+"""The cyclic garbage collector's thresholds while a daemon runs (Python's: 700, 10, 10).
+A poll allocates hundreds of short-lived objects per entry (parsed entries, rows, hits) that
+reference counting frees; at 700 allocations the collector ran ~1,800 times in a 2,000-feed
+first cycle for ~1 s of the daemon's CPU, at 20,000 ~50 times for ~0.3 s."""
 
 
 def utcnow() -> datetime:
@@ -84,6 +89,7 @@ class Daemon:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock
         self.settings = settings
+        self._gc_before: tuple[int, ...] | None = None   # the GC thresholds start replaced
         self.db = Database(settings.database_url)
         self.instance = instance_name()
         self._leader = False
@@ -251,6 +257,9 @@ class Daemon:
                  ", ".join(self.channels) or "none")
         for warning in self.settings.warnings:
             log.warning("%s", warning)
+        if self._gc_before is None:
+            self._gc_before = gc.get_threshold()
+            gc.set_threshold(*GC_THRESHOLD)
         await self._workers_ready(self.start_workers())
 
     async def release(self) -> None:
@@ -276,6 +285,9 @@ class Daemon:
         await asyncio.to_thread(self.db.dispose)
         if self._rules_dir is not None:
             shutil.rmtree(self._rules_dir, ignore_errors=True)
+        if self._gc_before is not None:
+            gc.set_threshold(*self._gc_before)
+            self._gc_before = None
 
     # ----------------------------------------------------------------- polling
 
