@@ -568,12 +568,19 @@ def recent_hits(session: Session, *, since: datetime, rule_id: str | None = None
 def insert_alert(session: Session, *, alert_id: str, kind: str, payload: dict[str, Any],
                  channels: Mapping[str, str], now: datetime, hit_id: int | None = None,
                  rule_id: str | None = None, throttled: bool = False) -> None:
-    """An alert and its outbox rows (channel → initial status), in the caller's transaction."""
-    session.add(Alert(id=alert_id, kind=kind, hit_id=hit_id, rule_id=rule_id, payload=payload,
-                      throttled=throttled, created_at=now))
-    for channel, status in channels.items():
-        session.add(Delivery(alert_id=alert_id, channel=channel, status=status, attempts=0,
-                             next_attempt_at=now, created_at=now))
+    """An alert and its outbox rows (channel → initial status), in the caller's transaction.
+
+    Core INSERTs, not ORM objects: a first poll writes hundreds of alerts, and the unit of
+    work's flush cost more than the statements."""
+    conn = session.connection()
+    conn.execute(insert(Alert.__table__), {"id": alert_id, "kind": kind, "hit_id": hit_id,
+                                    "rule_id": rule_id, "payload": payload,
+                                    "throttled": throttled, "created_at": now})
+    if channels:
+        conn.execute(insert(Delivery.__table__), [
+            {"alert_id": alert_id, "channel": channel, "status": status, "attempts": 0,
+             "next_attempt_at": now, "created_at": now} for channel, status in channels.items()])
+
 
 
 def count_rule_alerts(session: Session, rule_id: str, since: datetime) -> int:
