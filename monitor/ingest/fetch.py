@@ -16,6 +16,9 @@ Guarantees (SPEC §5):
   When every hop was permanent (301/308) the final URL is reported as ``permanent_redirect``.
 * ``Retry-After`` on 429/503 is reported as ``FetchError.retry_after`` (seconds);
   ``Cache-Control: max-age`` / ``Expires`` as ``FetchResult.freshness``.
+* Cookies are kept, as a browser keeps them (some feed hosts set one to pass a consent or bot
+  check and redirect back), but at most ``MAX_COOKIES`` of them: a server that sets a new
+  cookie on every answer cannot grow the daemon's memory.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
 
@@ -60,6 +65,9 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_STATUSES = frozenset({301, 308})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 DECODE_STEP = 64 * 1024          # decoded bytes produced per decompression call
+MAX_COOKIES = 1000
+"""Cookies the fetcher keeps for all feeds together; past this, expired ones are dropped and,
+if that is not enough, all of them (the hosts that need one set it again)."""
 
 
 class FetchError(Exception):
@@ -326,6 +334,25 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+class _BoundedCookieJar(CookieJar):
+    """A cookie jar that never holds more than ``MAX_COOKIES`` cookies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._added = 0              # it holds at most this many: counted, plus those set since
+        self._bound = threading.Lock()
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        with self._bound:
+            if self._added >= MAX_COOKIES:     # it may be full: count (once per so many)
+                self.clear_expired_cookies()
+                if len(self) >= MAX_COOKIES:
+                    self.clear()
+                self._added = len(self)
+            super().set_cookie(cookie)
+            self._added += 1
+
+
 class Fetcher:
     """One shared HTTP client with a global and a per-host concurrency cap.
 
@@ -349,6 +376,7 @@ class Fetcher:
             headers={"User-Agent": USER_AGENT, "Accept": ACCEPT,
                      "Accept-Encoding": ACCEPT_ENCODING},
             trust_env=False,
+            cookies=_BoundedCookieJar(),
         )
         self._global = asyncio.Semaphore(concurrency)
         self._per_host_limit = per_host

@@ -19,12 +19,14 @@ import pytest
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, parse_freshness
 from tests.ingest.hostile import (
     HostileServer,
+    Request,
     brotli_bomb,
     endless,
     gzip_bomb,
     redirect,
     slow_drip,
     static,
+    write_response,
 )
 
 MAX_BODY = 1 << 20                     # 1 MiB
@@ -360,3 +362,51 @@ def test_connections_are_reused_per_host_and_idle_ones_stay_bounded() -> None:
     assert kept <= 8, "idle connections kept: at most the concurrency"
     assert set(opened) == set(hosts)
     assert opened[hosts[-1]] == 1, "three requests in a row to one host: one connection"
+
+
+# --------------------------------------------------------------------------- cookies
+
+def test_a_cookie_set_before_a_redirect_is_sent_after_it(server: HostileServer) -> None:
+    """A host that sets a cookie (consent, bot check) and redirects gets it back."""
+    feed_url = server.url("/feed")
+
+    async def gate(request: Request, writer: asyncio.StreamWriter) -> None:
+        await write_response(writer, 302, b"", {"Location": feed_url,
+                                                "Set-Cookie": "passed=1; Path=/"})
+
+    async def feed(request: Request, writer: asyncio.StreamWriter) -> None:
+        if "passed=1" in request.headers.get("cookie", ""):
+            await write_response(writer, 200, FEED, {"Content-Type": "application/rss+xml"})
+        else:
+            await write_response(writer, 403, b"no cookie", {"Content-Type": "text/plain"})
+
+    server.route("/feed", feed)
+    result = fetch(server.route("/gate", gate))
+    assert result.status == 200 and result.content == FEED
+
+
+def test_a_server_setting_a_new_cookie_each_time_cannot_grow_the_jar(
+        server: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.ingest import fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "MAX_COOKIES", 20)
+    served = iter(range(10**6))
+
+    async def crumbs(request: Request, writer: asyncio.StreamWriter) -> None:
+        await write_response(writer, 200, FEED, {
+            "Content-Type": "application/rss+xml",
+            "Set-Cookie": f"crumb{next(served)}=x; Path=/; Max-Age=86400"})
+
+    url = server.route("/crumbs", crumbs)
+
+    async def many(fetcher: Fetcher) -> list[int]:
+        sizes = []
+        for _ in range(65):
+            assert (await fetcher.fetch(url)).status == 200
+            sizes.append(len(fetcher._client.cookies.jar))
+        return sizes
+
+    sizes = run(many)
+    assert max(sizes) <= 20
+    assert sizes[:20] == list(range(1, 21)), "below the cap every cookie is kept"
+    assert server.hits["/crumbs"] == 65
