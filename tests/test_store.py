@@ -178,6 +178,34 @@ def test_articles_and_hits_are_stored_once(db_url: str) -> None:
     db.dispose()
 
 
+def test_story_copies_are_the_other_articles_of_the_story(db_url: str) -> None:
+    """``story.also_in`` of an alert: the story's other articles, oldest first, at most
+    ``limit``, each named by its feed's name (else its id)."""
+    db = Database(db_url)
+    db.upgrade()
+    now = datetime.now(UTC)
+    db.call(queries.sync_feeds, [("a", "http://a.test/feed", "Outlet A"),
+                                 ("b", "http://b.test/feed", None),
+                                 ("c", "http://c.test/feed", "Outlet C")], now)
+    (story,) = db.call(queries.assign_stories, feed_id="a", now=now, threshold=0.8,
+                       similarity=dedup.similarity, index=db.stories,
+                       keys=[queries.StoryKey("Port strike ends", None, ())])
+    ids = {}
+    for feed in ("a", "b", "c"):
+        entry = Entry(key=f"{feed}1", url=f"https://{feed}.test/1", title=f"Strike {feed}",
+                      summary="", body="", author=None, lang="en", published_at=now)
+        ids |= db.call(queries.insert_articles, feed, [queries.NewArticle(
+            entry, canonical_url=None, content_hash=None, story_id=story)], now)
+    other = Entry(key="a2", url=None, title="Elsewhere", summary="", body="", author=None,
+                  lang="en", published_at=now)
+    db.call(queries.insert_articles, "a", [queries.NewArticle(other, None, None, None)], now)
+    assert db.call(queries.story_copies, story, ids["a1"]) == [
+        {"source": "b", "feed": "b", "url": "https://b.test/1", "title": "Strike b"},
+        {"source": "Outlet C", "feed": "c", "url": "https://c.test/1", "title": "Strike c"}]
+    assert [c["feed"] for c in db.call(queries.story_copies, story, ids["c1"], 1)] == ["a"]
+    db.dispose()
+
+
 def test_feed_sync_follows_the_config(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'p.db'}")
     db.upgrade()

@@ -544,13 +544,21 @@ def _chunks(items: Sequence[Any], size: int = 400) -> Iterable[Sequence[Any]]:
 def story_copies(session: Session, story_id: int, article_id: int, limit: int = 20
                  ) -> list[dict[str, Any]]:
     """The story's other articles, for ``story.also_in``."""
-    rows = session.execute(
-        select(Article.url, Article.title, Feed.id, Feed.name)
-        .join(Feed, Feed.id == Article.feed_id)
-        .where(Article.story_id == story_id, Article.id != article_id)
-        .order_by(Article.id).limit(limit))
+    rows = session.connection().execute(_copies_statement(limit),
+                                        {"story_id": story_id, "article_id": article_id})
     return [{"source": name or fid, "feed": fid, "url": url, "title": title}
             for url, title, fid, name in rows]
+
+
+@cache
+def _copies_statement(limit: int) -> Any:
+    """``story_copies``' query, built once (every alert runs it)."""
+    articles, feeds = Article.__table__, Feed.__table__
+    return (select(articles.c.url, articles.c.title, feeds.c.id, feeds.c.name)
+            .join(feeds, feeds.c.id == articles.c.feed_id)
+            .where(articles.c.story_id == bindparam("story_id"),
+                   articles.c.id != bindparam("article_id"))
+            .order_by(articles.c.id).limit(limit))
 
 
 def recent_hits(session: Session, *, since: datetime, rule_id: str | None = None,
