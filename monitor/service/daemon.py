@@ -58,8 +58,9 @@ LEADER_TTL = timedelta(seconds=30)   # renewed every FOLD_SECONDS by the process
 GC_THRESHOLD = (20_000, 20, 20)
 """The cyclic garbage collector's thresholds while a daemon runs (Python's: 700, 10, 10).
 A poll allocates hundreds of short-lived objects per entry (parsed entries, rows, hits) that
-reference counting frees; at 700 allocations the collector ran ~1,800 times in a 2,000-feed
-first cycle for ~1 s of the daemon's CPU, at 20,000 ~50 times for ~0.3 s."""
+reference counting frees; at 700 allocations the collector ran ~1,800 times in a run of the
+2,000-feed ingest bench (mostly its first cycle) for ~1 s of the daemon's CPU, at 20,000 ~50
+times for ~0.3 s."""
 
 
 def utcnow() -> datetime:
@@ -89,7 +90,7 @@ class Daemon:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock
         self.settings = settings
-        self._gc_before: tuple[int, ...] | None = None   # the GC thresholds start replaced
+        self._gc_before: tuple[int, ...] | None = None   # the thresholds start() replaced
         self.db = Database(settings.database_url)
         self.instance = instance_name()
         self._leader = False

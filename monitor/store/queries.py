@@ -581,14 +581,13 @@ def insert_alert(session: Session, *, alert_id: str, kind: str, payload: dict[st
     Core INSERTs, not ORM objects: a first poll writes hundreds of alerts, and the unit of
     work's flush cost more than the statements."""
     conn = session.connection()
-    conn.execute(insert(Alert.__table__), {"id": alert_id, "kind": kind, "hit_id": hit_id,
-                                    "rule_id": rule_id, "payload": payload,
-                                    "throttled": throttled, "created_at": now})
+    conn.execute(insert(Alert.__table__), {
+        "id": alert_id, "kind": kind, "hit_id": hit_id, "rule_id": rule_id, "payload": payload,
+        "throttled": throttled, "created_at": now})
     if channels:
         conn.execute(insert(Delivery.__table__), [
             {"alert_id": alert_id, "channel": channel, "status": status, "attempts": 0,
              "next_attempt_at": now, "created_at": now} for channel, status in channels.items()])
-
 
 
 def count_rule_alerts(session: Session, rule_id: str, since: datetime) -> int:
