@@ -81,3 +81,21 @@ def test_tokens_are_stable_under_retokenisation(text: str) -> None:
         assert words(token.folded) == [token.folded]
         assert 0 <= token.start < token.end <= len(text)
         assert words(text[token.start : token.end]) == [token.folded]
+
+
+def test_folded_tokens_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fold_token`` remembers what it folded, at most ``FOLD_CACHE`` tokens (then it starts
+    afresh), and gives the same keys either way."""
+    from monitor.match import text
+
+    monkeypatch.setattr(text, "FOLD_CACHE", 50)
+    cache = text.fold_token.__self__  # type: ignore[attr-defined]
+    cache.clear()
+    raws = [f"Ərdoğan{i}" for i in range(120)]
+    sizes = []
+    for raw in raws:
+        assert text.fold_token(raw) == text._fold_token(raw) == f"ardogan{raw[7:]}"
+        sizes.append(len(cache))
+    assert max(sizes) == 50 and sizes[:50] == list(range(1, 51))
+    assert text.fold_token(raws[-1]) == "ardogan119" and len(cache) == sizes[-1], "a hit"
+    cache.clear()
