@@ -426,6 +426,19 @@ class Cycles:
     def cycles(self) -> tuple[dict[str, object], ...]:
         return self.first, self.steady, self.idle
 
+    @property
+    def scores(self) -> tuple[float, float, float]:
+        """What the targets and ratios are about: first and steady cycle (s), CPU per
+        unchanged feed (ms, idle cycle)."""
+        return (float(self.first["wall"]), float(self.steady["wall"]),  # type: ignore[arg-type]
+                _cpu_ms_per_unchanged(self.idle))
+
+
+def _medians(runs: list[Cycles]) -> tuple[float, float, float]:
+    """``Cycles.scores``, each the median over the rounds."""
+    first, steady, cpu = zip(*(run.scores for run in runs), strict=True)
+    return median(first), median(steady), median(cpu)
+
 
 class Driver:
     """A measured process driven over stdin/stdout: ``cycle`` -> one JSON line per cycle."""
@@ -614,9 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         if c["errors"]:
             print("errors:", c["errors"])
     of = "median of the rounds" if args.rounds > 1 else ""
-    first_s = median(float(r.first["wall"]) for r in ours)  # type: ignore[arg-type]
-    steady_s = median(float(r.steady["wall"]) for r in ours)  # type: ignore[arg-type]
-    cpu_ms = median(_cpu_ms_per_unchanged(r.idle) for r in ours)
+    first_s, steady_s, cpu_ms = _medians(ours)
     steady_cpu = median(1000 * float(r.steady["cpu"]) / max(1, _unchanged(r.steady))  # type: ignore[arg-type]
                         for r in ours)
     print(f"\nCPU per unchanged feed: {cpu_ms:.2f} ms (idle cycle, {_unchanged(ours[0].idle)} "
@@ -631,14 +642,12 @@ def main(argv: list[str] | None = None) -> int:
           f"connections {server.max_open}")
     print("targets: first < 20 s, steady < 7 s, < 2 ms CPU per unchanged feed, RSS < 300 MB")
     if theirs:
-        per_round = [(float(t.first["wall"]) / float(o.first["wall"]),  # type: ignore[arg-type]
-                      float(t.steady["wall"]) / float(o.steady["wall"]),  # type: ignore[arg-type]
-                      _cpu_ms_per_unchanged(t.idle) / _cpu_ms_per_unchanged(o.idle))
+        per_round = [tuple(t_ / o_ for t_, o_ in zip(t.scores, o.scores, strict=True))
                      for o, t in zip(ours, theirs, strict=True)]
+        their_first, their_steady, their_cpu = _medians(theirs)
         print(f"reader {reader_version} on the same feeds, this run{' (' + of + ')' if of else ''}: "
-              f"first {median(float(t.first['wall']) for t in theirs):.2f} s, "  # type: ignore[arg-type]
-              f"steady {median(float(t.steady['wall']) for t in theirs):.2f} s, "  # type: ignore[arg-type]
-              f"{median(_cpu_ms_per_unchanged(t.idle) for t in theirs):.2f} ms CPU per unchanged "
+              f"first {their_first:.2f} s, steady {their_steady:.2f} s, "
+              f"{their_cpu:.2f} ms CPU per unchanged "
               f"feed, peak RSS {max(float(t.memory['rss_mb']) for t in theirs):.1f} MB; "  # type: ignore[arg-type]
               "SPEC §9 aims at 2x on each")
         if args.rounds > 1:
