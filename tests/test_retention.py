@@ -24,8 +24,7 @@ def store(db: Database, key: str, when: datetime, *, dated: bool = True,
     text = f"{key} harbour cranes report {key}"
     signature = dedup.signature(text)
     story = db.call(queries.assign_stories, feed_id="f", now=when, threshold=0.8,
-                    similarity=dedup.similarity, index=db.stories,
-                    keys=[queries.StoryKey(key, None, signature)])[0]
+                    index=db.stories, keys=[queries.StoryKey(key, None, signature)])[0]
     entry = Entry(key=key, url=None, title=key, summary=text, body="", author=None, lang="en",
                   published_at=when if dated else None)
     article = db.call(queries.insert_articles, "f", [

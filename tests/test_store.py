@@ -99,8 +99,7 @@ def test_story_bands_leave_the_database_and_come_back_on_downgrade(db_url: str) 
     db = Database(db_url)
     db.call(queries.sync_feeds, [("b", "http://b.test/feed", None)], now)
     (joined,) = db.call(queries.assign_stories, feed_id="b", now=now, threshold=0.8,
-                        similarity=dedup.similarity, index=db.stories,
-                        keys=[queries.StoryKey("copy", None, signature)])
+                        index=db.stories, keys=[queries.StoryKey("copy", None, signature)])
     with engine.connect() as conn:
         first = conn.execute(text("SELECT min(id) FROM stories")).scalar()
     assert joined == first
@@ -188,8 +187,7 @@ def test_story_copies_are_the_other_articles_of_the_story(db_url: str) -> None:
                                  ("b", "http://b.test/feed", None),
                                  ("c", "http://c.test/feed", "Outlet C")], now)
     (story,) = db.call(queries.assign_stories, feed_id="a", now=now, threshold=0.8,
-                       similarity=dedup.similarity, index=db.stories,
-                       keys=[queries.StoryKey("Port strike ends", None, ())])
+                       index=db.stories, keys=[queries.StoryKey("Port strike ends", None, ())])
     ids = {}
     for feed in ("a", "b", "c"):
         entry = Entry(key=f"{feed}1", url=f"https://{feed}.test/1", title=f"Strike {feed}",

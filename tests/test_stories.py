@@ -36,8 +36,7 @@ def _assign(session: Session, db: Database, feed: str, texts: tuple[str, ...],
             when: datetime) -> list[int]:
     """Assign the texts' stories and store them as articles of ``feed``, as a poll does."""
     stories = queries.assign_stories(
-        session, feed_id=feed, now=when, threshold=dedup.NEAR_DUPLICATE,
-        similarity=dedup.similarity, index=db.stories,
+        session, feed_id=feed, now=when, threshold=dedup.NEAR_DUPLICATE, index=db.stories,
         keys=[queries.StoryKey(t[:20], None, dedup.signature(t)) for t in texts])
     queries.insert_articles(session, feed, [
         queries.NewArticle(Entry(key=f"{when.isoformat()} {t}", url=None, title=t[:20],
@@ -85,6 +84,17 @@ def test_stories_out_of_the_window_and_of_the_same_feed_are_not_joined(db: Datab
     (again,) = _call(db, "b", LEAD)
     assert again != new, "a feed does not syndicate itself"
     assert _call(db, "c", LEAD) == [again], "the most similar story wins"
+    db.dispose()
+
+
+def test_a_story_the_feed_is_in_leaves_the_next_most_similar(db: Database) -> None:
+    """The most similar story is not joinable when the feed has an article in it: the
+    article then joins the next most similar one, not a new story."""
+    (wire,) = _call(db, "a", LEAD)
+    assert _call(db, "c", COPY) == [wire]
+    (reworded,) = _call(db, "a", LEAD.replace("March", "early March"))
+    assert reworded != wire, "a feed does not syndicate itself"
+    assert _call(db, "c", LEAD) == [reworded]
     db.dispose()
 
 

@@ -1,37 +1,46 @@
-"""Near-duplicate candidates in memory: the LSH bucket keys of the recent stories.
+"""Near-duplicate candidates in memory: the LSH bucket keys and signatures of the recent
+stories.
 
-SPEC §5: copies of one wire story join it (similarity >= ~0.8). Finding the candidates means
-looking up a new article's ``NUM_BANDS`` bucket keys (``dedup.band_keys``) among those of
-the stories of the last few days. Kept in SQL, that was 16 rows per new story written at
-random places of one B-tree: ~270 of the ~360 µs a first poll spent storing an article
-(mostly the WAL pages each commit wrote). Here a new story costs a few dict entries.
+SPEC §5: copies of one wire story join it (similarity >= ~0.8). Finding them means looking
+up a new article's ``NUM_BANDS`` bucket keys (``dedup.band_keys``) among those of the
+stories of the last few days, and comparing its signature with theirs. Kept in SQL, the keys
+were 16 rows per new story written at random places of one B-tree (~270 of the ~360 µs a
+first poll spent storing an article), and reading the candidates' signatures back (a JSON
+list each) cost more than the rest of assigning a story. Here a new story costs a few dict
+entries and a row of an array, and ``near`` scores a poll's candidates in one NumPy pass.
 
 The index is a cache of the ``stories`` table and nothing else: keys are derived from
-``stories.signature``; ``monitor.store.queries.assign_stories`` fills it from the table on
-first use and then reads the stories added since ``last_id`` before each assignment, under
-the stories lock, so daemons sharing a database see each other's stories and a restart
-loses nothing. What it nominates is checked against the table (age, feed, signature), so
-a stale entry costs a lookup, never a wrong join.
+``stories.signature``, which never changes once written; ``monitor.store.queries.
+assign_stories`` fills it from the table on first use and then reads the stories added
+since ``last_id`` before each assignment, under the stories lock, so daemons sharing a
+database see each other's stories and a restart loses nothing. What it finds similar is
+checked against the table (age, feed) before an article joins it, so a stale entry costs a
+lookup, never a wrong join.
 
-Memory: 16 bytes a key in sorted numpy arrays (16 keys a story: ~13 MB for 50,000 stories),
-plus a dict of the keys added since the last merge (at most ``MERGE_AT``). Stories below
-``forget_before`` (out of the near-duplicate window) are dropped at the next merge.
+Memory: 16 bytes a key in sorted numpy arrays (16 keys a story) and 256 bytes a signature,
+~26 MB for 50,000 stories, plus a dict of the keys added since the last merge (at most
+``MERGE_AT``). Stories below ``forget_before`` (out of the near-duplicate window) are
+dropped.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
 from monitor.ingest.dedup import NUM_BANDS, NUM_PERM, band_keys, is_empty
 
-__all__ = ["BucketKeys", "StoryIndex", "bucket_keys"]
+__all__ = ["BucketKeys", "Keyed", "StoryIndex", "bucket_keys"]
+
+_MAX32 = np.uint64(0xFFFFFFFF)
 
 
 class StoryIndex:
@@ -47,6 +56,9 @@ class StoryIndex:
         self._recent: dict[int, int] = {}       # added since the last merge: key -> story
         self._more: dict[int, list[int]] = {}   # ... and the other stories of a shared key
         self._recent_count = 0
+        self._rows: dict[int, int] = {}         # story -> its row of _signatures
+        self._signatures = np.empty((0, NUM_PERM), dtype=np.uint32)   # rows in use: _used
+        self._used = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -62,18 +74,20 @@ class StoryIndex:
         keyed = bucket_keys([s for _, s in stories])
         self.add_keyed([(story_id, keyed.of(i)) for i, (story_id, _) in enumerate(stories)])
 
-    def add_keyed(self, stories: Sequence[tuple[int, np.ndarray | None]]) -> None:
+    def add_keyed(self, stories: Sequence[tuple[int, Keyed | None]]) -> None:
         """``add`` for stories whose bucket keys are known (``BucketKeys.of``; None: none)."""
         with self._lock:
             fresh = [(i, k) for i, k in stories if i > self.last_id]
             if not fresh:
                 return
             self.last_id = max(i for i, _ in fresh)
-            fresh = [(i, k) for i, k in fresh if k is not None]
-            if not fresh:
+            keyed = [(i, k) for i, k in fresh if k is not None]
+            if not keyed:
                 return
-            keys = np.concatenate([k for _, k in fresh])
-            ids = np.repeat(np.array([i for i, _ in fresh], dtype=np.int64), NUM_BANDS)
+            self._store_signatures([i for i, _ in keyed],
+                                   np.concatenate([k.signature for _, k in keyed]))
+            keys = np.concatenate([k.keys for _, k in keyed])
+            ids = np.repeat(np.array([i for i, _ in keyed], dtype=np.int64), NUM_BANDS)
             recent, more = self._recent, self._more
             for key, story_id in zip(keys.ravel().tolist(), ids.tolist(), strict=True):
                 if recent.setdefault(key, story_id) != story_id:
@@ -89,45 +103,89 @@ class StoryIndex:
         signatures or their ``bucket_keys``."""
         keyed = signatures if isinstance(signatures, BucketKeys) else bucket_keys(signatures)
         out: list[dict[int, int]] = [{} for _ in range(keyed.count)]
-        rows, keys = keyed.rows, keyed.keys
-        if not rows:
-            return out
-        width = keys.shape[1]
-        flat = keys.ravel()
         with self._lock:
-            indexed, ids = self._keys, self._ids
-            if len(indexed):
-                # One search, for the keys in order (each search starts where the last
-                # ended); most are not there, and the rest rarely have more than one story.
-                order = np.argsort(flat)
-                at = np.searchsorted(indexed, flat[order])
-                found = indexed[np.minimum(at, len(indexed) - 1)] == flat[order]
-                for position, start in zip(order[found].tolist(), at[found].tolist(),
-                                           strict=True):
-                    shared = out[rows[position // width]]
-                    key, end = flat[position], start
-                    while end < len(indexed) and indexed[end] == key:
-                        story_id = int(ids[end])
-                        shared[story_id] = shared.get(story_id, 0) + 1
-                        end += 1
-            recent, more = self._recent, self._more
-            if recent:
-                for position, key in enumerate(flat.tolist()):
-                    first = recent.get(key)
-                    if first is None:
-                        continue
-                    shared = out[rows[position // width]]
-                    for story_id in (first, *more.get(key, ())):
-                        shared[story_id] = shared.get(story_id, 0) + 1
+            for (j, story_id), shared in self._shared(keyed).items():
+                out[keyed.rows[j]][story_id] = shared
         return out
 
+    def near(self, keyed: BucketKeys, threshold: float) -> list[list[tuple[int, float]]]:
+        """For each signature, the indexed stories at least ``threshold`` similar to it
+        (``dedup.similarity``), with their similarity: the most similar first, then the
+        one sharing more buckets, then the older. Only stories sharing a bucket are
+        compared, all in one pass."""
+        out: list[list[tuple[int, float]]] = [[] for _ in range(keyed.count)]
+        with self._lock:
+            shared = self._shared(keyed)
+            if not shared:
+                return out
+            pairs = [(j, self._rows[story_id]) for j, story_id in shared]
+            mine, theirs = np.array(pairs, dtype=np.intp).T
+            equal = np.count_nonzero(keyed.signatures[mine] == self._signatures[theirs], axis=1)
+        scores = (equal / NUM_PERM).tolist()
+        ranked = sorted(((-score, -count, story_id, j)
+                         for ((j, story_id), count), score in zip(shared.items(), scores,
+                                                                   strict=True)
+                         if score >= threshold))
+        for score, _, story_id, j in ranked:
+            out[keyed.rows[j]].append((story_id, -score))
+        return out
+
+    def _shared(self, keyed: BucketKeys) -> Counter[tuple[int, int]]:
+        """How many buckets each (signature ``j`` of ``keyed``, story) pair shares: one
+        vectorised search of the sorted keys and one pass over the recent ones."""
+        shared: Counter[tuple[int, int]] = Counter()
+        if not keyed.rows:
+            return shared
+        flat = keyed.keys.ravel()
+        indexed = self._keys
+        if len(indexed):
+            # Most keys are not there, and one that is rarely has more than one story.
+            # Searched in order, each search starts near where the last one ended.
+            order = np.argsort(flat)
+            needles = flat[order]
+            first = np.searchsorted(indexed, needles)
+            hit = np.flatnonzero(indexed[np.minimum(first, len(indexed) - 1)] == needles)
+            if len(hit):
+                starts = first[hit]
+                counts = np.searchsorted(indexed, needles[hit], side="right") - starts
+                at = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
+                    int(counts.sum()))
+                shared.update(zip((np.repeat(order[hit], counts) // NUM_BANDS).tolist(),
+                                  self._ids[at].tolist(), strict=True))
+        recent, more = self._recent, self._more
+        if recent:
+            probes = flat.tolist()
+            for position in (p for p, key in enumerate(probes) if key in recent):
+                key, j = probes[position], position // NUM_BANDS
+                shared[j, recent[key]] += 1
+                for story_id in more.get(key, ()):
+                    shared[j, story_id] += 1
+        return shared
+
     def forget_before(self, story_id: int) -> None:
-        """Drop the stories below ``story_id`` (out of the window) at the next merge; they
-        are not nominated from then on."""
+        """Drop the stories below ``story_id`` (out of the window): they are not nominated
+        from then on."""
         with self._lock:
             if story_id > self.floor_id:
                 self.floor_id = story_id
                 self._merge()
+                kept = {s: r for s, r in self._rows.items() if s >= story_id}
+                if len(kept) < len(self._rows):
+                    self._rows = {}
+                    self._used = 0
+                    self._store_signatures(list(kept), self._signatures[list(kept.values())])
+
+    def _store_signatures(self, stories: list[int], signatures: np.ndarray) -> None:
+        """Append the stories' signatures (``(len(stories), NUM_PERM)`` uint32)."""
+        needed = self._used + len(stories)
+        if needed > len(self._signatures):
+            grown = np.empty((max(needed, 2 * len(self._signatures), 1024), NUM_PERM),
+                             dtype=np.uint32)
+            grown[:self._used] = self._signatures[:self._used]
+            self._signatures = grown
+        self._signatures[self._used:needed] = signatures
+        self._rows.update(zip(stories, range(self._used, needed), strict=True))
+        self._used = needed
 
     def _merge(self) -> None:
         """Fold the recent keys into the sorted arrays, leaving out forgotten stories."""
@@ -147,19 +205,30 @@ class StoryIndex:
         self._recent_count = 0
 
 
+class Keyed(NamedTuple):
+    """One signature's bucket keys and the signature itself, each a one-row array."""
+
+    keys: np.ndarray          # (1, NUM_BANDS) uint64
+    signature: np.ndarray     # (1, NUM_PERM) uint32
+
+
 @dataclass(frozen=True)
 class BucketKeys:
     """The bucket keys of ``count`` signatures: ``keys[j]`` are those of signature
-    ``rows[j]``; signatures of another scheme or of an empty text have none."""
+    ``rows[j]``, ``signatures[j]`` the signature; signatures of another scheme or of an empty
+    text have none."""
 
     count: int
     rows: list[int]
-    keys: np.ndarray      # (len(rows), NUM_BANDS) uint64
+    keys: np.ndarray          # (len(rows), NUM_BANDS) uint64
+    signatures: np.ndarray    # (len(rows), NUM_PERM) uint32
 
-    def of(self, position: int) -> np.ndarray | None:
-        """The keys of the signature at ``position`` (a ``(1, NUM_BANDS)`` array), or None."""
+    def of(self, position: int) -> Keyed | None:
+        """The keys and signature of the signature at ``position``, or None."""
         row = self._row.get(position)
-        return None if row is None else self.keys[row:row + 1]
+        if row is None:
+            return None
+        return Keyed(self.keys[row:row + 1], self.signatures[row:row + 1])
 
     @cached_property
     def _row(self) -> dict[int, int]:
@@ -171,9 +240,12 @@ def bucket_keys(signatures: Sequence[Sequence[int] | None]) -> BucketKeys:
     ``add_keyed``."""
     rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == NUM_PERM]
     if not rows:
-        return BucketKeys(len(signatures), [], np.empty((0, NUM_BANDS), dtype=np.uint64))
+        return BucketKeys(len(signatures), [], np.empty((0, NUM_BANDS), dtype=np.uint64),
+                          np.empty((0, NUM_PERM), dtype=np.uint32))
     array = np.fromiter(itertools.chain.from_iterable(signatures[i] for i in rows),
                         dtype=np.uint64, count=len(rows) * NUM_PERM).reshape(-1, NUM_PERM)
-    keep = ~is_empty(array)
+    # Values past 32 bits are another scheme's too.
+    keep = ~is_empty(array) & (array <= _MAX32).all(axis=1)
+    array = array[keep]
     return BucketKeys(len(signatures), [i for i, k in zip(rows, keep.tolist(), strict=True) if k],
-                      band_keys(array[keep]))
+                      band_keys(array), array.astype(np.uint32))

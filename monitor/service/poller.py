@@ -496,7 +496,7 @@ class Poller:
         new = [item for item in prepared if item.stored is None]
         story_ids = queries.assign_stories(
             session, feed_id=feed.id, now=now, threshold=dedup.NEAR_DUPLICATE,
-            similarity=dedup.similarity, index=self._db.stories,
+            index=self._db.stories,
             keys=[queries.StoryKey(i.entry.title, i.canonical_url, i.signature) for i in new])
         stories = dict(zip((i.entry.key for i in new), story_ids, strict=True))
         inserted = queries.insert_articles(session, feed.id, [

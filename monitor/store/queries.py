@@ -370,7 +370,7 @@ class _Hot:
     articles: Any
     hit: Any
     by_url: Any
-    story_signatures: Any
+    joinable: Any
     new_stories: Any
     catch_up: Any
 
@@ -396,7 +396,7 @@ def _hot_statements(dialect: str) -> _Hot:
         by_url=select(articles.c.canonical_url, articles.c.story_id)
         .where(articles.c.canonical_url.in_(bindparam("urls", expanding=True)),
                articles.c.story_id.is_not(None)),
-        story_signatures=select(stories.c.id, stories.c.signature)
+        joinable=select(stories.c.id)
         .where(stories.c.id.in_(bindparam("ids", expanding=True)),
                stories.c.created_at >= bindparam("since"), ~own),
         new_stories=insert(stories).returning(stories.c.title, stories.c.id),
@@ -420,19 +420,17 @@ class StoryKey:
     signature: Sequence[int]
 
 
-MAX_CANDIDATES = 20   # near-duplicate candidates checked per article (the most band-sharing)
 _ASSIGNED = "pressmon.stories_assigned"   # session.info: this transaction has caught up
 
 
 def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], threshold: float,
-                   now: datetime, similarity: Callable[[Sequence[int], Sequence[int]], float],
-                   index: StoryIndex) -> list[int]:
+                   now: datetime, index: StoryIndex) -> list[int]:
     """The story of each new article of one feed, in a handful of queries for the batch.
 
     An article joins the story of any article with the same canonical URL, else the most
-    similar recent story (sharing an LSH bucket in ``index``, similarity >= threshold) that
-    has no article from this same feed; else it starts a new story. Articles of one batch
-    never join each other: a feed does not syndicate itself.
+    similar recent story (``index.near``: sharing an LSH bucket, ``dedup.similarity`` >=
+    threshold) that has no article from this same feed; else it starts a new story.
+    Articles of one batch never join each other: a feed does not syndicate itself.
 
     ``index`` is this database's ``StoryIndex``; it first catches up with the stories other
     transactions (and other daemons) added, under the lock that serialises assignments.
@@ -456,26 +454,18 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
             by_url.setdefault(url, story_id)
 
     keyed = bucket_keys([k.signature if k.canonical_url not in by_url else () for k in keys])
-    shared = index.candidates(keyed)
-    signatures: dict[int, Sequence[int]] = {}
-    for chunk in _chunks(sorted({s for found in shared for s in found})):
-        for story_id, signature in conn.execute(hot.story_signatures, {
-                "ids": list(chunk), "since": now - STORY_WINDOW, "feed_id": feed_id}):
-            if signature:
-                signatures[story_id] = signature
+    near = index.near(keyed, threshold)
+    # Similar stories are rare; the table says which of them an article may join (recent
+    # enough, none of this feed's articles in it).
+    joinable: set[int] = set()
+    for chunk in _chunks(sorted({story_id for found in near for story_id, _ in found})):
+        joinable.update(conn.scalars(hot.joinable, {
+            "ids": list(chunk), "since": now - STORY_WINDOW, "feed_id": feed_id}))
 
-    result: list[int | None] = []
-    for key, found in zip(keys, shared, strict=True):
-        if key.canonical_url in by_url:
-            result.append(by_url[key.canonical_url])
-            continue
-        options = sorted((s for s in found if s in signatures), key=lambda s: -found[s])
-        best, best_score = None, threshold
-        for story_id in options[:MAX_CANDIDATES]:
-            score = similarity(key.signature, signatures[story_id])
-            if score >= best_score:
-                best, best_score = story_id, score
-        result.append(best)
+    result: list[int | None] = [
+        by_url[key.canonical_url] if key.canonical_url in by_url
+        else next((story_id for story_id, _ in found if story_id in joinable), None)
+        for key, found in zip(keys, near, strict=True)]
 
     fresh = [i for i, story in enumerate(result) if story is None]
     if fresh:

@@ -94,10 +94,78 @@ def test_keys_computed_for_a_lookup_index_the_same_as_signatures() -> None:
     keyed = bucket_keys(signatures)
     assert keyed.count == 20 and keyed.of(3) is None and keyed.of(7) is None
     assert keyed.of(9) is None and keyed.of(0) is not None
-    assert keyed.of(0).tolist() == [dedup.bands(signatures[0])]
+    assert keyed.of(0).keys.tolist() == [dedup.bands(signatures[0])]
+    assert keyed.of(0).signature.tolist() == [list(signatures[0])]
     by_keys.add_keyed([(i + 1, keyed.of(i)) for i in range(20)])
 
     assert by_keys.last_id == by_signature.last_id == 20
     assert len(by_keys) == len(by_signature) == 17 * dedup.NUM_BANDS
     assert by_keys.candidates(probes) == by_signature.candidates(bucket_keys(probes))
     assert by_keys.candidates(probes) == by_signature.candidates(probes)
+    assert by_keys.near(bucket_keys(probes), 0.5) == by_signature.near(bucket_keys(probes), 0.5)
+
+
+def _indexes(monkeypatch: pytest.MonkeyPatch, signatures: list[tuple[int, ...]]
+             ) -> list[StoryIndex]:
+    """The same stories indexed with their keys all in the dict, and all merged."""
+    out = []
+    for merge_at in (10**9, 50):
+        monkeypatch.setattr(StoryIndex, "MERGE_AT", merge_at)
+        index = StoryIndex()
+        for start in range(0, len(signatures), 7):
+            index.add(list(enumerate(signatures, 1))[start:start + 7])
+        out.append(index)
+    return out
+
+
+def test_near_gives_the_similar_stories_with_their_similarity(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``near`` scores every candidate as ``dedup.similarity`` does, keeps those at or above
+    the threshold, most similar first, and gives each signature its own list."""
+    rng = random.Random(11)
+    words = LEAD.split()
+    signatures = [dedup.signature(_variant(words, rng, rng.randrange(0, 10))) for _ in range(40)]
+    probes = [dedup.signature(_variant(words, rng, 2)) for _ in range(6)]
+    probes.insert(2, dedup.signature("Mayor opens a new library in the old town"))
+    probes.insert(4, dedup.signature(""))
+    for index in _indexes(monkeypatch, signatures):
+        for threshold in (0.0, 0.5, 0.8):
+            found = index.near(bucket_keys(probes), threshold)
+            assert len(found) == len(probes)
+            for probe, candidates, near in zip(
+                    probes, index.candidates(probes), found, strict=True):
+                expected = {story: dedup.similarity(probe, signatures[story - 1])
+                            for story in candidates}
+                assert dict(near) == {s: v for s, v in expected.items() if v >= threshold}
+                assert [v for _, v in near] == sorted((v for _, v in near), reverse=True)
+            assert found[2] == [] and found[4] == []
+        assert any(len(near) > 1 for near in index.near(bucket_keys(probes), 0.5))
+
+
+def test_near_breaks_ties_by_shared_buckets_then_age() -> None:
+    index = StoryIndex()
+    story = dedup.signature(LEAD)
+    index.add([(3, story), (8, story), (5, story)])
+    assert index.near(bucket_keys([story]), 0.8) == [[(3, 1.0), (5, 1.0), (8, 1.0)]]
+
+
+def test_forgetting_keeps_the_signatures_of_the_stories_left() -> None:
+    index = StoryIndex()
+    rng = random.Random(2)
+    words = LEAD.split()
+    signatures = [dedup.signature(_variant(words, rng, 1)) for _ in range(30)]
+    index.add(list(enumerate(signatures, 1)))
+    before = index.near(bucket_keys(signatures), 0.0)
+    index.forget_before(21)
+    after = index.near(bucket_keys(signatures), 0.0)
+    assert after == [[(s, v) for s, v in near if s >= 21] for near in before]
+    index.add([(31, signatures[0])])     # new stories after a forget find their place
+    assert index.near(bucket_keys([signatures[0]]), 1.0) == [[(31, 1.0)]]
+
+
+def test_signature_values_past_32_bits_are_another_scheme() -> None:
+    index = StoryIndex()
+    foreign = (1 << 40,) * dedup.NUM_PERM
+    index.add([(1, foreign)])
+    assert len(index) == 0 and index.last_id == 1
+    assert bucket_keys([foreign]).rows == []
