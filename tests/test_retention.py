@@ -22,7 +22,7 @@ KEEP = timedelta(days=90)
 def store(db: Database, key: str, when: datetime, *, dated: bool = True,
           hit: bool = False) -> int:
     text = f"{key} harbour cranes report {key}"
-    signature = dedup.signature(text)
+    signature = dedup.pack([dedup.signature(text)])[0]
     story = db.call(queries.assign_stories, feed_id="f", now=when, threshold=0.8,
                     index=db.stories, keys=[queries.StoryKey(key, None, signature)])[0]
     entry = Entry(key=key, url=None, title=key, summary=text, body="", author=None, lang="en",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -20,15 +22,18 @@ from monitor.ingest import dedup
 from monitor.ingest.parse import Entry
 from monitor.store import queries
 from monitor.store.db import Database, current_revision, migrations_dir, upgrade
-from monitor.store.models import Base, Story
+from monitor.store.models import Base, UTCDateTime
 from tests.conftest import WriteConfig
+
+WIRE = ("Dockworkers in Varnholm ended their strike on Friday night after the port "
+        "authority agreed to hire forty more crane operators before the winter season")
 
 
 def test_migrations_create_exactly_the_models(db_url: str) -> None:
     db = Database(db_url)
     db.upgrade()
     db.upgrade()  # idempotent: every start runs it
-    assert current_revision(db.engine) == "0007"
+    assert current_revision(db.engine) == "0008"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
@@ -82,34 +87,68 @@ def test_story_band_migration_keeps_the_buckets(db_url: str) -> None:
     engine.dispose()
 
 
+# The stories table before 0008, when signatures were JSON lists.
+_STORIES_JSON = sa.table("stories", sa.column("id"), sa.column("title"),
+                         sa.column("signature", sa.JSON),
+                         sa.column("created_at", UTCDateTime()))
+
+
+def _story_json(engine: Engine, signature: Sequence[int], created_at: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(insert(_STORIES_JSON).values(
+            title="s", signature=list(signature), created_at=created_at)
+            .returning(_STORIES_JSON.c.id)).scalar_one()
+
+
 def test_story_bands_leave_the_database_and_come_back_on_downgrade(db_url: str) -> None:
-    """0007 drops story_bands (the buckets live in memory, derived from the signatures);
-    a story started before the upgrade still catches its copy after it, and a downgrade
-    rebuilds the 0006 rows of the recent stories from their signatures."""
-    text_ = ("Dockworkers in Varnholm ended their strike on Friday night after the port "
-             "authority agreed to hire forty more crane operators before the winter season")
-    signature = dedup.signature(text_)
+    """0007 drops story_bands (the buckets live in memory, derived from the signatures), and
+    a downgrade rebuilds the 0006 rows of the recent stories from their signatures."""
+    signature = dedup.signature(WIRE)
     engine = create_engine(db_url)
     upgrade(engine, "0006")
-    now = datetime.now(UTC)
-    with engine.begin() as conn:   # the stories table is the same in both revisions
-        conn.execute(insert(Story).values(title="s", signature=list(signature), created_at=now))
+    first = _story_json(engine, signature, datetime.now(UTC))
     upgrade(engine, "0007")
     assert "story_bands" not in inspect(engine).get_table_names()
-    db = Database(db_url)
-    db.call(queries.sync_feeds, [("b", "http://b.test/feed", None)], now)
-    (joined,) = db.call(queries.assign_stories, feed_id="b", now=now, threshold=0.8,
-                        index=db.stories, keys=[queries.StoryKey("copy", None, signature)])
-    with engine.connect() as conn:
-        first = conn.execute(text("SELECT min(id) FROM stories")).scalar()
-    assert joined == first
-    db.dispose()
     _downgrade(engine, "0006")
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT band, bucket, story_id FROM story_bands "
                                  "ORDER BY band")).all()
     assert [tuple(r) for r in rows] == [
         (band, bucket, first) for band, bucket in _migration("0007")._bands_0006(signature)]
+    engine.dispose()
+
+
+def test_signatures_are_packed_and_recent_stories_still_catch_their_copies(db_url: str) -> None:
+    """0008 stores signatures as 256 packed bytes: the recent stories' are converted (a copy
+    arriving after the upgrade joins its story), older ones dropped (never compared again);
+    a downgrade gives the recent ones back as JSON lists."""
+    signature = dedup.signature(WIRE)
+    engine = create_engine(db_url)
+    upgrade(engine, "0007")
+    now = datetime.now(UTC)
+    recent = _story_json(engine, signature, now - timedelta(hours=5))
+    old = _story_json(engine, signature, now - timedelta(days=4))
+    foreign = _story_json(engine, (1, 2, 3), now)         # another scheme: nothing to keep
+    upgrade(engine, "0008")
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT id, signature FROM stories")).all())
+    assert bytes(stored[recent]) == dedup.pack([signature])[0]
+    assert len(stored[recent]) == dedup.SIGNATURE_BYTES
+    assert dedup.unpack(bytes(stored[recent])) == signature
+    assert stored[old] is None and stored[foreign] is None
+    db = Database(db_url)
+    db.upgrade()
+    db.call(queries.sync_feeds, [("b", "http://b.test/feed", None)], now)
+    copy = dedup.signature(WIRE.replace("forty", "40"))
+    (joined,) = db.call(queries.assign_stories, feed_id="b", now=now, threshold=0.8,
+                        index=db.stories, keys=[queries.StoryKey("copy", None, dedup.pack([copy])[0])])
+    assert joined == recent
+    db.dispose()
+    _downgrade(engine, "0007")
+    with engine.connect() as conn:
+        back = dict(conn.execute(sa.select(_STORIES_JSON.c.id, _STORIES_JSON.c.signature)).all())
+    assert back[recent] == list(signature) and back[old] is None
+    upgrade(engine, "0008")    # and up again
     engine.dispose()
 
 
@@ -187,7 +226,7 @@ def test_story_copies_are_the_other_articles_of_the_story(db_url: str) -> None:
                                  ("b", "http://b.test/feed", None),
                                  ("c", "http://c.test/feed", "Outlet C")], now)
     (story,) = db.call(queries.assign_stories, feed_id="a", now=now, threshold=0.8,
-                       index=db.stories, keys=[queries.StoryKey("Port strike ends", None, ())])
+                       index=db.stories, keys=[queries.StoryKey("Port strike ends", None, b"")])
     ids = {}
     for feed in ("a", "b", "c"):
         entry = Entry(key=f"{feed}1", url=f"https://{feed}.test/1", title=f"Strike {feed}",
@@ -221,5 +260,5 @@ def test_db_upgrade_command(tmp_path: Path, write_config: WriteConfig,
                             capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config({"database": f"sqlite:///{tmp_path / 'cmd.db'}", "rules": []})
     assert main(["db", "upgrade", "--config", str(config)]) == 0
-    assert "at revision 0007" in capsys.readouterr().out
+    assert "at revision 0008" in capsys.readouterr().out
     assert (tmp_path / "cmd.db").exists()

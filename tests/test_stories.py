@@ -25,6 +25,10 @@ OTHER = ("The regional court in Varnholm suspended the dredging works in Kessel 
 QUIET = "A quiet day at the harbour with nothing much to report, the harbour master said"
 
 
+def _packed(text: str) -> bytes:
+    return dedup.pack([dedup.signature(text)])[0]
+
+
 def _db(url: str) -> Database:
     db = Database(url)
     db.upgrade()
@@ -37,7 +41,7 @@ def _assign(session: Session, db: Database, feed: str, texts: tuple[str, ...],
     """Assign the texts' stories and store them as articles of ``feed``, as a poll does."""
     stories = queries.assign_stories(
         session, feed_id=feed, now=when, threshold=dedup.NEAR_DUPLICATE, index=db.stories,
-        keys=[queries.StoryKey(t[:20], None, dedup.signature(t)) for t in texts])
+        keys=[queries.StoryKey(t[:20], None, _packed(t)) for t in texts])
     queries.insert_articles(session, feed, [
         queries.NewArticle(Entry(key=f"{when.isoformat()} {t}", url=None, title=t[:20],
                                  summary=t, body="", author=None, lang="en", published_at=when),
@@ -118,7 +122,7 @@ def test_the_index_forgets_stories_that_left_the_window(db: Database) -> None:
     db.stories.floor_checked_at = None          # as after an hour
     _call(db, "b", QUIET)
     assert db.stories.floor_id > old
-    assert old not in db.stories.candidates([dedup.signature(OTHER)])[0]
+    assert old not in db.stories.candidates([_packed(OTHER)])[0]
     db.dispose()
 
 
@@ -140,4 +144,4 @@ def test_each_new_story_gets_its_own_row(db: Database) -> None:
         stored = {story.id: story for story in s.query(Story).filter(Story.id.in_(ids))}
     for text, story_id in zip(texts, ids, strict=True):
         assert stored[story_id].title == text[:20]
-        assert tuple(stored[story_id].signature) == dedup.signature(text)
+        assert stored[story_id].signature == _packed(text)

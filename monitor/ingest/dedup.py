@@ -60,6 +60,7 @@ __all__ = [
     "canonical_url",
     "content_hash",
     "is_empty",
+    "pack",
     "signature",
     "signatures",
     "similarity",
@@ -67,6 +68,7 @@ __all__ = [
     "story_signatures",
     "Tokens",
     "story_text",
+    "unpack",
 ]
 
 # --------------------------------------------------------------------------- canonical URLs
@@ -288,7 +290,9 @@ def content_hash(title: str, summary: str, body: str) -> str:
 # --------------------------------------------------------------------------- MinHash + LSH
 
 NUM_PERM = 64
-"""Hash functions per signature: 64 x 32-bit values, a small JSON list in ``Story.signature``."""
+"""Hash functions per signature: 64 x 32-bit values, 256 bytes as stored (``pack``)."""
+
+SIGNATURE_BYTES = 4 * NUM_PERM
 
 NUM_BANDS = 16
 ROWS_PER_BAND = 4
@@ -471,6 +475,22 @@ def signatures(texts: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
     rows = iter(_minhash(shingles, firsts[found]).tolist() if found.any() else ())
     empty = (_EMPTY,) * NUM_PERM
     return [tuple(next(rows)) if has else empty for has in found.tolist()]
+
+
+def pack(signatures: Sequence[Sequence[int]]) -> list[bytes]:
+    """Signatures as they are stored (``stories.signature``) and sent between processes:
+    ``NUM_PERM`` little-endian 32-bit values each, ``SIGNATURE_BYTES`` bytes (a JSON list
+    of the same numbers takes ~750, and reading it back ~30x as long). A signature of
+    another length (another scheme) packs to another length, which nothing matches."""
+    if all(len(s) == NUM_PERM for s in signatures):
+        data = np.asarray(signatures, dtype="<u4").tobytes()
+        return [data[i:i + SIGNATURE_BYTES] for i in range(0, len(data), SIGNATURE_BYTES)]
+    return [np.asarray(s, dtype="<u4").tobytes() for s in signatures]
+
+
+def unpack(data: bytes) -> tuple[int, ...]:
+    """The values of a packed signature (``pack``)."""
+    return tuple(np.frombuffer(data, dtype="<u4").tolist())
 
 
 def _ranks(sizes: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from monitor.ingest.parse import Entry
 class Identity:
     content_hash: str
     canonical_url: str | None
-    signature: tuple[int, ...]
+    signature: bytes             # packed (dedup.pack): stored as is
 
 
 def language_text(entry: Entry) -> str:
@@ -31,7 +31,8 @@ def language_text(entry: Entry) -> str:
 def identify(entries: list[Entry], tokens: list[dedup.Tokens] | None = None) -> list[Identity]:
     """Each entry's identity; ``tokens``, the raw tokens of each entry's title, summary and
     body when a matcher has read them, spare reading them again for the story signature."""
-    signatures = dedup.story_signatures([(e.title, e.summary, e.body) for e in entries], tokens)
+    signatures = dedup.pack(
+        dedup.story_signatures([(e.title, e.summary, e.body) for e in entries], tokens))
     return [Identity(content_hash=dedup.content_hash(e.title, e.summary, e.body),
                      canonical_url=dedup.canonical_url(e.url) if e.url else None,
                      signature=signature)

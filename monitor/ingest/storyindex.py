@@ -25,7 +25,6 @@ dropped.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -36,11 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from monitor.ingest.dedup import NUM_BANDS, NUM_PERM, band_keys, is_empty
+from monitor.ingest.dedup import NUM_BANDS, NUM_PERM, SIGNATURE_BYTES, band_keys, is_empty
 
 __all__ = ["BucketKeys", "Keyed", "StoryIndex", "bucket_keys"]
-
-_MAX32 = np.uint64(0xFFFFFFFF)
 
 
 class StoryIndex:
@@ -65,11 +62,12 @@ class StoryIndex:
         """How many (key, story) entries it holds."""
         return len(self._keys) + self._recent_count
 
-    def add(self, stories: Iterable[tuple[int, Sequence[int] | None]]) -> None:
-        """Index stories newer than ``last_id``: ``(story id, signature)`` pairs, in any
-        order. The index holds every story up to ``last_id``, so older ones are already in
-        (read back by one caller after another has added them) and are skipped. Stories
-        without a signature (or with an empty text's) are remembered as seen, nothing more."""
+    def add(self, stories: Iterable[tuple[int, bytes | None]]) -> None:
+        """Index stories newer than ``last_id``: ``(story id, packed signature)`` pairs
+        (``dedup.pack``), in any order. The index holds every story up to ``last_id``, so
+        older ones are already in (read back by one caller after another has added them)
+        and are skipped. Stories without a signature (or with an empty text's) are
+        remembered as seen, nothing more."""
         stories = list(stories)
         keyed = bucket_keys([s for _, s in stories])
         self.add_keyed([(story_id, keyed.of(i)) for i, (story_id, _) in enumerate(stories)])
@@ -96,11 +94,11 @@ class StoryIndex:
             if self._recent_count >= self.MERGE_AT:
                 self._merge()
 
-    def candidates(self, signatures: Sequence[Sequence[int] | None] | BucketKeys
+    def candidates(self, signatures: Sequence[bytes | None] | BucketKeys
                    ) -> list[dict[int, int]]:
         """For each signature, the indexed stories sharing a bucket with it and how many
         buckets each shares (more shared buckets: a likelier near-duplicate). Takes the
-        signatures or their ``bucket_keys``."""
+        packed signatures or their ``bucket_keys``."""
         keyed = signatures if isinstance(signatures, BucketKeys) else bucket_keys(signatures)
         out: list[dict[int, int]] = [{} for _ in range(keyed.count)]
         with self._lock:
@@ -235,17 +233,16 @@ class BucketKeys:
         return {position: j for j, position in enumerate(self.rows)}
 
 
-def bucket_keys(signatures: Sequence[Sequence[int] | None]) -> BucketKeys:
-    """The LSH bucket keys of signatures, computed once for a lookup and the index's later
-    ``add_keyed``."""
-    rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == NUM_PERM]
+def bucket_keys(signatures: Sequence[bytes | None]) -> BucketKeys:
+    """The LSH bucket keys of packed signatures (``dedup.pack``), computed once for a lookup
+    and the index's later ``add_keyed``."""
+    rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == SIGNATURE_BYTES]
+    packed = [s for s in signatures if s is not None and len(s) == SIGNATURE_BYTES]
     if not rows:
         return BucketKeys(len(signatures), [], np.empty((0, NUM_BANDS), dtype=np.uint64),
                           np.empty((0, NUM_PERM), dtype=np.uint32))
-    array = np.fromiter(itertools.chain.from_iterable(signatures[i] for i in rows),
-                        dtype=np.uint64, count=len(rows) * NUM_PERM).reshape(-1, NUM_PERM)
-    # Values past 32 bits are another scheme's too.
-    keep = ~is_empty(array) & (array <= _MAX32).all(axis=1)
-    array = array[keep]
+    array = np.frombuffer(b"".join(packed), dtype="<u4").reshape(-1, NUM_PERM)
+    keep = ~is_empty(array)
+    array = array[keep].astype(np.uint32)
     return BucketKeys(len(signatures), [i for i, k in zip(rows, keep.tolist(), strict=True) if k],
-                      band_keys(array), array.astype(np.uint32))
+                      band_keys(array), array)

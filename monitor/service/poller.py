@@ -163,7 +163,7 @@ class Prepared:
     entities: dict[str, list[str]]
     content_hash: str
     canonical_url: str | None
-    signature: tuple[int, ...]
+    signature: bytes
     stored: queries.StoredEntry | None = None     # set for an updated entry
     fulltext_error: str | None = None
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -118,7 +119,8 @@ class Story(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     title: Mapped[str] = mapped_column(Text, default="")
-    signature: Mapped[list[Any] | None]            # MinHash of the first article
+    # MinHash of the first article, packed (dedup.pack): 64 little-endian uint32, 256 bytes.
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 

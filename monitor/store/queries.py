@@ -417,7 +417,7 @@ class StoryKey:
 
     title: str
     canonical_url: str | None
-    signature: Sequence[int]
+    signature: bytes        # packed (dedup.pack)
 
 
 _ASSIGNED = "pressmon.stories_assigned"   # session.info: this transaction has caught up
@@ -483,7 +483,7 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
             rounds[seen[title]].append(i)
         for members in rounds:
             ids = {title: story_id for title, story_id in conn.execute(hot.new_stories, [
-                {"title": keys[i].title[:2000], "signature": list(keys[i].signature) or None,
+                {"title": keys[i].title[:2000], "signature": keys[i].signature or None,
                  "created_at": now} for i in members])}
             for i in members:
                 result[i] = ids[keys[i].title[:2000]]
