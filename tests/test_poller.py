@@ -16,7 +16,7 @@ from monitor.config import load_settings
 from monitor.demo.server import FeedServer
 from monitor.service.daemon import Daemon
 from monitor.service.poller import PollResult
-from monitor.store.models import Article, Feed
+from monitor.store.models import Article, Feed, Hit
 from tests.conftest import WriteConfig, rss
 
 RULES = {"rules": [{"id": "baku", "query": "Baku"}]}
@@ -104,6 +104,32 @@ def test_new_items_are_stored_once_and_duplicates_in_a_feed_collapse(
         assert first[0].new_articles == 3 and first[0].hits == 1
         assert second[0].new_articles == 1 and second[0].hits == 1
     assert count_articles(daemon) == 4
+
+
+def test_a_first_poll_keeps_what_a_push_stored_before_it(
+        tmp_path: Path, write_config: WriteConfig) -> None:
+    """A first poll does not ask the store what the feed has (nothing, as a rule); entries a
+    WebSub hub pushed before it are still stored, matched and alerted only once."""
+    with FeedServer({"/f.xml": rss(ITEMS)}) as server:
+        daemon = make_daemon(write_config, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                             {"f": server.url("/f.xml")})
+
+        async def go() -> tuple[PollResult | None, datetime | None, list[PollResult]]:
+            await daemon.start()
+            try:
+                pushed = await daemon.poller.push("f", rss(ITEMS[:1]), "application/rss+xml")
+                before = feed_row(daemon, "f").last_success_at
+                return pushed, before, await daemon.poll_all_once()
+            finally:
+                await daemon.close()
+
+        pushed, before, (polled,) = asyncio.run(go())
+    assert pushed is not None and pushed.new_articles == 1 and pushed.hits == 1
+    assert before is None, "the poll after the push is the feed's first"
+    assert polled.status == "ok" and polled.new_articles == 1 and polled.hits == 0
+    assert count_articles(daemon) == 2
+    with daemon.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Hit)) == 1
 
 
 def test_a_first_poll_parses_and_matches_in_one_worker_call(

@@ -415,8 +415,12 @@ class Poller:
                       now: datetime, *, result: FetchResult | None,
                       interval: timedelta | None,
                       early: tuple[Shipped, Early] | None = None) -> PollResult:
-        stored = await self._db.run(queries.stored_entries, feed.id,
-                                    [e.key for e in parsed.entries])
+        # A feed's first poll has nothing stored to look up. (Should an entry be stored all
+        # the same - pushed by a WebSub hub before any poll - it is not stored, matched into
+        # hits or alerted again: ``insert_articles`` keeps the row it has.)
+        first_poll = result is not None and feed.last_success_at is None
+        stored = {} if first_poll else await self._db.run(
+            queries.stored_entries, feed.id, [e.key for e in parsed.entries])
         todo = new_and_updated(parsed.entries, stored)
         errors: dict[str, str] = {}
         if policy.fulltext and todo:
