@@ -31,28 +31,30 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
 from monitor.ingest.dedup import NUM_BANDS, NUM_PERM, SIGNATURE_BYTES, band_keys, is_empty
 
-__all__ = ["BucketKeys", "Keyed", "StoryIndex", "bucket_keys"]
+__all__ = ["BucketKeys", "StoryIndex", "bucket_keys"]
 
 
 class StoryIndex:
-    MERGE_AT = 1 << 16
-    """Keys gathered in a dict before they are merged into the sorted arrays."""
+    MERGE_AT = 1 << 14
+    """Keys gathered in the small sorted level before it is merged into the large one: a
+    new story's keys are inserted into an array of at most this many, and a merge copies
+    the large one (~13 MB at 50,000 stories)."""
 
     def __init__(self) -> None:
         self.last_id = 0          # the highest story id added
         self.floor_id = 0         # stories below this id are out of the window
         self.floor_checked_at: datetime | None = None   # when the caller last set floor_id
-        self._keys = np.empty(0, dtype=np.uint64)     # sorted
-        self._ids = np.empty(0, dtype=np.int64)       # story of each key
-        self._recent: dict[int, int] = {}       # added since the last merge: key -> story
-        self._more: dict[int, list[int]] = {}   # ... and the other stories of a shared key
-        self._recent_count = 0
+        # Two levels of (key, story) pairs sorted by key: the recent ones, small (a new
+        # story's keys are inserted there), and the rest, merged into now and then.
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._ids = np.empty(0, dtype=np.int64)
+        self._recent_keys = np.empty(0, dtype=np.uint64)
+        self._recent_ids = np.empty(0, dtype=np.int64)
         self._rows: dict[int, int] = {}         # story -> its row of _signatures
         self._signatures = np.empty((0, NUM_PERM), dtype=np.uint32)   # rows in use: _used
         self._used = 0
@@ -60,7 +62,7 @@ class StoryIndex:
 
     def __len__(self) -> int:
         """How many (key, story) entries it holds."""
-        return len(self._keys) + self._recent_count
+        return len(self._keys) + len(self._recent_keys)
 
     def add(self, stories: Iterable[tuple[int, bytes | None]]) -> None:
         """Index stories newer than ``last_id``: ``(story id, packed signature)`` pairs
@@ -70,28 +72,27 @@ class StoryIndex:
         remembered as seen, nothing more."""
         stories = list(stories)
         keyed = bucket_keys([s for _, s in stories])
-        self.add_keyed([(story_id, keyed.of(i)) for i, (story_id, _) in enumerate(stories)])
+        self.add_keyed(keyed, [(story_id, i) for i, (story_id, _) in enumerate(stories)])
 
-    def add_keyed(self, stories: Sequence[tuple[int, Keyed | None]]) -> None:
-        """``add`` for stories whose bucket keys are known (``BucketKeys.of``; None: none)."""
+    def add_keyed(self, keyed: BucketKeys, stories: Sequence[tuple[int, int]]) -> None:
+        """``add`` for stories whose bucket keys are known: ``(story id, position)`` pairs,
+        the story's signature at ``position`` in ``keyed`` (one without keys is only seen)."""
         with self._lock:
-            fresh = [(i, k) for i, k in stories if i > self.last_id]
+            fresh = [(i, p) for i, p in stories if i > self.last_id]
             if not fresh:
                 return
             self.last_id = max(i for i, _ in fresh)
-            keyed = [(i, k) for i, k in fresh if k is not None]
-            if not keyed:
+            row = keyed.row_of
+            pairs = [(i, row[p]) for i, p in fresh if p in row]
+            if not pairs:
                 return
-            self._store_signatures([i for i, _ in keyed],
-                                   np.concatenate([k.signature for _, k in keyed]))
-            keys = np.concatenate([k.keys for _, k in keyed])
-            ids = np.repeat(np.array([i for i, _ in keyed], dtype=np.int64), NUM_BANDS)
-            recent, more = self._recent, self._more
-            for key, story_id in zip(keys.ravel().tolist(), ids.tolist(), strict=True):
-                if recent.setdefault(key, story_id) != story_id:
-                    more.setdefault(key, []).append(story_id)
-            self._recent_count += ids.size
-            if self._recent_count >= self.MERGE_AT:
+            story_ids = [i for i, _ in pairs]
+            rows = np.array([j for _, j in pairs], dtype=np.intp)
+            self._store_signatures(story_ids, keyed.signatures[rows])
+            self._recent_keys, self._recent_ids = _insert(
+                self._recent_keys, self._recent_ids, keyed.keys[rows].ravel(),
+                np.repeat(np.array(story_ids, dtype=np.int64), NUM_BANDS))
+            if len(self._recent_keys) >= self.MERGE_AT:
                 self._merge()
 
     def candidates(self, signatures: Sequence[bytes | None] | BucketKeys
@@ -130,17 +131,18 @@ class StoryIndex:
 
     def _shared(self, keyed: BucketKeys) -> Counter[tuple[int, int]]:
         """How many buckets each (signature ``j`` of ``keyed``, story) pair shares: one
-        vectorised search of the sorted keys and one pass over the recent ones."""
+        vectorised search of each level."""
         shared: Counter[tuple[int, int]] = Counter()
         if not keyed.rows:
             return shared
         flat = keyed.keys.ravel()
-        indexed = self._keys
-        if len(indexed):
+        # Searched in order, each search starts near where the last one ended.
+        order = np.argsort(flat)
+        needles = flat[order]
+        for indexed, ids in ((self._keys, self._ids), (self._recent_keys, self._recent_ids)):
+            if not len(indexed):
+                continue
             # Most keys are not there, and one that is rarely has more than one story.
-            # Searched in order, each search starts near where the last one ended.
-            order = np.argsort(flat)
-            needles = flat[order]
             first = np.searchsorted(indexed, needles)
             hit = np.flatnonzero(indexed[np.minimum(first, len(indexed) - 1)] == needles)
             if len(hit):
@@ -149,15 +151,7 @@ class StoryIndex:
                 at = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(
                     int(counts.sum()))
                 shared.update(zip((np.repeat(order[hit], counts) // NUM_BANDS).tolist(),
-                                  self._ids[at].tolist(), strict=True))
-        recent, more = self._recent, self._more
-        if recent:
-            probes = flat.tolist()
-            for position in (p for p, key in enumerate(probes) if key in recent):
-                key, j = probes[position], position // NUM_BANDS
-                shared[j, recent[key]] += 1
-                for story_id in more.get(key, ()):
-                    shared[j, story_id] += 1
+                                  ids[at].tolist(), strict=True))
         return shared
 
     def forget_before(self, story_id: int) -> None:
@@ -167,6 +161,8 @@ class StoryIndex:
             if story_id > self.floor_id:
                 self.floor_id = story_id
                 self._merge()
+                live = self._ids >= story_id
+                self._keys, self._ids = self._keys[live], self._ids[live]
                 kept = {s: r for s, r in self._rows.items() if s >= story_id}
                 if len(kept) < len(self._rows):
                     self._rows = {}
@@ -186,28 +182,22 @@ class StoryIndex:
         self._used = needed
 
     def _merge(self) -> None:
-        """Fold the recent keys into the sorted arrays, leaving out forgotten stories."""
-        keys, ids = [self._keys], [self._ids]
-        if self._recent:
-            keys.append(np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent)))
-            ids.append(np.fromiter(self._recent.values(), dtype=np.int64,
-                                   count=len(self._recent)))
-            for key, extra in self._more.items():
-                keys.append(np.full(len(extra), key, dtype=np.uint64))
-                ids.append(np.array(extra, dtype=np.int64))
-        all_keys, all_ids = np.concatenate(keys), np.concatenate(ids)
-        live = all_ids >= self.floor_id
-        order = np.argsort(all_keys[live], kind="stable")
-        self._keys, self._ids = all_keys[live][order], all_ids[live][order]
-        self._recent, self._more = {}, {}
-        self._recent_count = 0
+        """Fold the recent level into the large one."""
+        self._keys, self._ids = _insert(self._keys, self._ids, self._recent_keys,
+                                        self._recent_ids, ordered=True)
+        self._recent_keys = np.empty(0, dtype=np.uint64)
+        self._recent_ids = np.empty(0, dtype=np.int64)
 
 
-class Keyed(NamedTuple):
-    """One signature's bucket keys and the signature itself, each a one-row array."""
-
-    keys: np.ndarray          # (1, NUM_BANDS) uint64
-    signature: np.ndarray     # (1, NUM_PERM) uint32
+def _insert(keys: np.ndarray, ids: np.ndarray, new_keys: np.ndarray, new_ids: np.ndarray,
+            *, ordered: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``keys`` (and their ``ids``) with the new pairs inserted in order: one pass
+    over the arrays (``ordered``: the new keys are sorted already)."""
+    if not ordered:
+        order = np.argsort(new_keys, kind="stable")
+        new_keys, new_ids = new_keys[order], new_ids[order]
+    at = np.searchsorted(keys, new_keys, side="right")
+    return np.insert(keys, at, new_keys), np.insert(ids, at, new_ids)
 
 
 @dataclass(frozen=True)
@@ -221,15 +211,10 @@ class BucketKeys:
     keys: np.ndarray          # (len(rows), NUM_BANDS) uint64
     signatures: np.ndarray    # (len(rows), NUM_PERM) uint32
 
-    def of(self, position: int) -> Keyed | None:
-        """The keys and signature of the signature at ``position``, or None."""
-        row = self._row.get(position)
-        if row is None:
-            return None
-        return Keyed(self.keys[row:row + 1], self.signatures[row:row + 1])
-
     @cached_property
-    def _row(self) -> dict[int, int]:
+    def row_of(self) -> dict[int, int]:
+        """The row of ``keys`` and ``signatures`` of each signature that has keys, by its
+        position."""
         return {position: j for j, position in enumerate(self.rows)}
 
 

@@ -488,20 +488,23 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
             for i in members:
                 result[i] = ids[keys[i].title[:2000]]
         # The index learns them once they are committed (``_stories_committed``).
-        session.info.setdefault(_NEW_STORIES, (index, []))[1].extend(
-            (result[i], keyed.of(i)) for i in fresh)
+        session.info.setdefault(_NEW_STORIES, (index, []))[1].append(
+            (keyed, [(result[i], i) for i in fresh]))
     return [int(s) for s in result if s is not None]
 
 
-_NEW_STORIES = "pressmon.new_stories"   # session.info: (index, stories this transaction started)
+# session.info: (index, [(bucket keys, [(story, its position in them)])]) of the stories this
+# transaction started
+_NEW_STORIES = "pressmon.new_stories"
 
 
 @event.listens_for(Session, "after_commit")
 def _stories_committed(session: Session) -> None:
     session.info.pop(_ASSIGNED, None)
     if (started := session.info.pop(_NEW_STORIES, None)) is not None:
-        index, stories = started
-        index.add_keyed(stories)
+        index, batches = started
+        for keyed, stories in batches:
+            index.add_keyed(keyed, stories)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -98,11 +98,10 @@ def test_keys_computed_for_a_lookup_index_the_same_as_signatures() -> None:
     by_signature, by_keys = StoryIndex(), StoryIndex()
     by_signature.add(list(enumerate(signatures, 1)))
     keyed = bucket_keys(signatures)
-    assert keyed.count == 20 and keyed.of(3) is None and keyed.of(7) is None
-    assert keyed.of(9) is None and keyed.of(0) is not None
-    assert keyed.of(0).keys.tolist() == [dedup.bands(dedup.unpack(signatures[0]))]
-    assert keyed.of(0).signature.tobytes() == signatures[0]
-    by_keys.add_keyed([(i + 1, keyed.of(i)) for i in range(20)])
+    assert keyed.count == 20 and not {3, 7, 9} & keyed.row_of.keys() and 0 in keyed.row_of
+    assert keyed.keys[keyed.row_of[0]].tolist() == dedup.bands(dedup.unpack(signatures[0]))
+    assert keyed.signatures[keyed.row_of[0]].tobytes() == signatures[0]
+    by_keys.add_keyed(keyed, [(i + 1, i) for i in range(20)])
 
     assert by_keys.last_id == by_signature.last_id == 20
     assert len(by_keys) == len(by_signature) == 17 * dedup.NUM_BANDS
