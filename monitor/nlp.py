@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from monitor.ingest import lang
 from monitor.ingest.worker import SpawnedPool, exit_with_parent
@@ -166,6 +166,79 @@ def _start_ner(parent: int) -> None:
         _load()
 
 
+class _Batched(Generic[_T]):
+    """``fn`` over lists of texts, where calls made while one runs wait and go together in
+    the next (at most ``max_texts`` texts, and never fewer than one call's).
+
+    Polls ask for NER from several threads at once, a text or two each, and half of those
+    calls used to queue behind another for the one NER process. Together they make one
+    batch: spaCy's cost per text falls with the batch (batch of 1: ~9.6 ms a bench article,
+    of 4: ~7.0), one round trip instead of several, and each caller waits no longer. The
+    thread whose call starts a batch runs it; when it is done, the next waiting call (if
+    any) starts the next one. An error of a batch is every one of its callers' error.
+    """
+
+    def __init__(self, fn: Callable[[list[str]], list[_T]], max_texts: int = 64) -> None:
+        self._fn = fn
+        self._max = max_texts
+        self._lock = threading.Lock()
+        self._waiting: list[_Call[_T]] = []
+        self._busy = False
+
+    def __call__(self, texts: Sequence[str]) -> list[_T]:
+        mine = _Call[_T](list(texts))
+        with self._lock:
+            self._waiting.append(mine)
+            leads = not self._busy
+            self._busy = True
+        if not leads:
+            mine.ready.wait()
+            if not mine.leads:
+                return mine.outcome()
+        with self._lock:      # this call is first in line
+            batch, size = [], 0
+            while self._waiting and (not batch or size + len(self._waiting[0].texts) <= self._max):
+                size += len(self._waiting[0].texts)
+                batch.append(self._waiting.pop(0))
+        try:
+            found = self._fn([text for call in batch for text in call.texts])
+            at = 0
+            for call in batch:
+                call.result = found[at:at + len(call.texts)]
+                at += len(call.texts)
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+            for call in batch:
+                call.error = exc
+        finally:
+            with self._lock:
+                if self._waiting:
+                    self._waiting[0].leads = True
+                    self._waiting[0].ready.set()
+                else:
+                    self._busy = False
+            for call in batch:
+                if call is not mine:
+                    call.ready.set()
+        return mine.outcome()
+
+
+class _Call(Generic[_T]):
+    """One call waiting in ``_Batched``: its texts, then its result or error."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.ready = threading.Event()
+        self.leads = False            # woken to run the next batch, not with a result
+        self.result: list[_T] | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> list[_T]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 class NlpWorkers:
     """Language detection and NER, each in a worker process of its own, started on first use
     (or by ``start``).
@@ -184,6 +257,7 @@ class NlpWorkers:
         self.languages_pool = SpawnedPool(1, _start_languages)
         self.ner_pool = SpawnedPool(1, _start_ner)
         self._ner: bool | None = None     # whether the worker has the NER model; None: unknown
+        self._batched_spans = _Batched(self._spans_now)
 
     def start(self) -> list[Future[object]]:
         """Start the processes and load their models now, without waiting (the futures are
@@ -209,9 +283,9 @@ class NlpWorkers:
             if not self._ner:
                 log.warning("NER is off: the model did not load in the NER process")
                 return None
-        return Ner(self._spans)
+        return Ner(self._batched_spans)
 
-    def _spans(self, texts: Sequence[str]) -> list[list[Span]]:
+    def _spans_now(self, texts: Sequence[str]) -> list[list[Span]]:
         spans = self._call(self.ner_pool, find_spans, list(texts))
         if spans is None:
             raise RuntimeError("the NER process could not load its model")

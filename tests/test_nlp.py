@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,34 @@ def test_ner_process_answers_like_ner_in_process_and_survives_a_crash(ner: nlp.N
         process.shutdown()
     assert not alive(new_pid) and not alive(languages_pid)
     assert process.load() is None, "after shutdown NER is off"
+
+
+def test_polls_asking_at_once_share_ner_batches_with_the_same_entities(ner: nlp.Ner) -> None:
+    """Threads asking the NER process at once (as polls do) are answered in fewer calls,
+    each with what NER in process finds in its own documents."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [[Document(title=f"Talks in Ankara, day {i}",
+                      body=f"Ilham Aliyev met Recep Tayyip Erdoğan in Baku on day {i}.")]
+            for i in range(12)] + [[Document(title="Nothing", body="no names here")]]
+    process = nlp.NlpWorkers()
+    calls: list[int] = []
+    spans_now = process._spans_now
+
+    def counted(texts: Sequence[str]) -> list[list[nlp.Span]]:
+        calls.append(len(texts))
+        return spans_now(texts)
+
+    process._batched_spans = nlp._Batched(counted)
+    try:
+        remote = process.load()
+        assert remote is not None
+        with ThreadPoolExecutor(len(docs)) as pool:
+            found = list(pool.map(remote.entities, docs))
+    finally:
+        process.shutdown()
+    assert found == [ner.entities(d) for d in docs]
+    assert sum(calls) == len(docs) and len(calls) < len(docs)
 
 
 def _loaded(texts: list[str]) -> tuple[bool, bool]:
