@@ -228,13 +228,15 @@ def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: Wr
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """``Daemon.start`` returns ready to poll: the parse workers have compiled the rules and
     the language process has its model (NER too, where installed), so that the first polls
-    wait for none of them. While it runs, the garbage collector runs less often."""
+    wait for none of them. While it runs, the garbage collector runs less often, in the daemon
+    and in its parse workers."""
     import io
     import logging
 
     from monitor import nlp
     from monitor.config import load_settings
-    from monitor.service.daemon import GC_THRESHOLD, Daemon
+    from monitor.ingest.worker import GC_THRESHOLD
+    from monitor.service.daemon import Daemon
 
     config = write_config({"database": f"sqlite:///{tmp_path / 'p.db'}", "feeds": []},
                           {"rules": [{"id": "grain", "query": '"grain corridor"'}]})
@@ -258,6 +260,10 @@ def test_a_started_daemon_has_its_workers_ready(tmp_path: Path, write_config: Wr
                 asyncio.get_running_loop().run_in_executor(executor, _compiled)
                 for _ in range(4 * pool.workers)))
             assert shipped.digest in found and set(found) <= {shipped.digest, None}
+            # The parse workers collect garbage as the daemon does.
+            thresholds = await asyncio.get_running_loop().run_in_executor(
+                executor, gc.get_threshold)
+            assert thresholds == GC_THRESHOLD
             languages = daemon.nlp.languages_pool
             assert languages.started and len(languages.processes) == 1
             assert daemon.nlp.ner_pool.started == nlp.available()

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.config import ConfigError, Settings, load_settings, watched_files
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.websub import WebSub
+from monitor.ingest.worker import GC_THRESHOLD
 from monitor.logs import first_line
 from monitor.nlp import NlpWorkers
 from monitor.notify.base import Channel
@@ -55,12 +56,6 @@ RETENTION_FIRST = timedelta(minutes=1)   # after start, once the first polls are
 STOP_GRACE_SECONDS = 8.0
 LEADER_LEASE = "singleton-jobs"
 LEADER_TTL = timedelta(seconds=30)   # renewed every FOLD_SECONDS by the process holding it
-GC_THRESHOLD = (20_000, 20, 20)
-"""The cyclic garbage collector's thresholds while a daemon runs (Python's: 700, 10, 10).
-A poll allocates hundreds of short-lived objects per entry (parsed entries, rows, hits) that
-reference counting frees; at 700 allocations the collector ran ~1,800 times in a run of the
-2,000-feed ingest bench (mostly its first cycle) for ~1 s of the daemon's CPU, at 20,000 ~50
-times for ~0.3 s."""
 
 
 def utcnow() -> datetime:

@@ -36,7 +36,7 @@ from monitor.ingest.matching import (
 )
 from monitor.ingest.matching import load as load_rules
 from monitor.ingest.parse import Entry, ParsedFeed, ParseError, parse_feed
-from monitor.ingest.worker import SpawnedPool
+from monitor.ingest.worker import SpawnedPool, start_parse_worker
 from monitor.logs import first_line
 from monitor.match import Document, Matcher, RuleHit
 from monitor.nlp import Ner, detect_languages
@@ -264,7 +264,7 @@ class ParsePool:
     """
 
     def __init__(self, workers: int | None = None) -> None:
-        self.pool = SpawnedPool(workers or default_parse_workers())
+        self.pool = SpawnedPool(workers or default_parse_workers(), start_parse_worker)
         self.workers = self.pool.workers
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
