@@ -24,8 +24,10 @@ class Identity:
 
 
 def language_text(entry: Entry) -> str:
-    """The text an entry's language is detected from when neither it nor its feed says."""
-    return " ".join((entry.title, entry.summary, entry.body[:lang.MAX_CHARS]))
+    """The text an entry's language is detected from when neither it nor its feed says: no
+    more than ``lang.detect`` reads, which is what goes to the language process."""
+    return " ".join((entry.title, entry.summary[:lang.MAX_CHARS],
+                     entry.body[:lang.MAX_CHARS]))[:lang.MAX_CHARS]
 
 
 def identify(entries: list[Entry], tokens: list[dedup.Tokens] | None = None) -> list[Identity]:

@@ -21,7 +21,10 @@ def _entry(key: str, *, lang: str | None, url: str | None = None, title: str = "
 def test_language_text_is_the_start_of_the_text() -> None:
     entry = _entry("a", lang=None, title="Strike ends", body="x" * 5000)
     text = language_text(entry)
-    assert text.startswith("Strike ends ") and len(text) == len("Strike ends  ") + lang.MAX_CHARS
+    assert text.startswith("Strike ends  x") and len(text) == lang.MAX_CHARS
+    # what detection reads of it is what it would read of the whole text
+    whole = " ".join((entry.title, entry.summary, entry.body))
+    assert text == whole[:lang.MAX_CHARS]
 
 
 def test_hashes_url_and_signature_are_the_dedup_ones() -> None:
