@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from monitor.ingest.parse import Entry
 from monitor.ingest.storyindex import StoryIndex, bucket_keys
 from monitor.store.db import LOCK_FEED_SYNC, LOCK_STORIES, cluster_lock
-from monitor.store.models import Alert, Article, Delivery, Feed, Hit, Lease, Story
+from monitor.store.models import Alert, Article, Base, Delivery, Feed, Hit, Lease, Story
 
 
 @dataclass(frozen=True)
@@ -331,14 +331,10 @@ def insert_articles(session: Session, feed_id: str, rows: Sequence[NewArticle], 
     the feed did not have yet (the others are left alone)."""
     if not rows:
         return {}
-    values = [{
-        "feed_id": feed_id, "entry_key": r.entry.key, "url": r.entry.url, "title": r.entry.title,
-        "summary": r.entry.summary, "body": r.entry.body, "author": r.entry.author,
-        "lang": r.entry.lang, "published_at": r.entry.published_at, "fetched_at": now,
-        "canonical_url": r.canonical_url, "content_hash": r.content_hash, "story_id": r.story_id,
-        "fulltext_error": r.fulltext_error} for r in rows]
-    conn = session.connection()
-    return {key: article_id for key, article_id in conn.execute(_hot(conn).articles, values)}
+    return dict(_insert_rows(session.connection(), _ARTICLES, [
+        (feed_id, r.entry.key, r.entry.url, r.entry.title, r.entry.summary, r.entry.body,
+         r.entry.author, r.entry.lang, r.entry.published_at, now, r.canonical_url,
+         r.content_hash, r.story_id, r.fulltext_error) for r in rows]))
 
 
 def update_article(session: Session, article_id: int, entry: Entry, content_hash: str,
@@ -362,16 +358,82 @@ def insert_hit(session: Session, *, rule_id: str, article_id: int, matches: list
 
 
 @dataclass(frozen=True)
+class _RowInsert:
+    """A multi-row INSERT that ``_insert_rows`` sends straight to the driver."""
+
+    table: str
+    columns: tuple[str, ...]
+    returning: tuple[str, ...]
+    conflict: tuple[str, ...] = ()      # ON CONFLICT (these) DO NOTHING
+
+
+_ARTICLES = _RowInsert(
+    "articles", ("feed_id", "entry_key", "url", "title", "summary", "body", "author", "lang",
+                 "published_at", "fetched_at", "canonical_url", "content_hash", "story_id",
+                 "fulltext_error"),
+    returning=("entry_key", "id"), conflict=("feed_id", "entry_key"))
+_STORIES = _RowInsert("stories", ("title", "signature", "created_at"), returning=("title", "id"))
+_ROWS_PER_INSERT = 500     # 7,000 parameters at most: under SQLite's and PostgreSQL's limits
+
+
+def _insert_rows(conn: Connection, what: _RowInsert, rows: Sequence[tuple[Any, ...]]
+                 ) -> list[tuple[Any, ...]]:
+    """``INSERT INTO what.table (...) VALUES (...), (...) ... RETURNING ...`` of ``rows``
+    (values in ``what.columns`` order), the RETURNING rows in no set order.
+
+    The articles and stories of every poll go this way. SQLAlchemy's own multi-row insert
+    (insertmanyvalues) builds a parameter dict per row, runs each value through its type and
+    renders the statement per batch: ~0.3 of the ~1 ms that storing a feed's 25 articles
+    took. Here the statement is rendered once per dialect and row count, and only the
+    values whose column type converts them (the timestamps) are converted.
+    """
+    dialect = conn.dialect
+    convert = _converters(dialect, what)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    out: list[tuple[Any, ...]] = []
+    for chunk in _chunks(rows, _ROWS_PER_INSERT):
+        params: list[Any] = []
+        for row in chunk:
+            if convert:
+                row = list(row)     # noqa: PLW2901 - the converted copy of the row
+                for i, f in convert:
+                    if row[i] is not None:
+                        row[i] = f(row[i])
+            params += row
+        out += conn.exec_driver_sql(_row_insert_sql(what, len(chunk), mark),
+                                    tuple(params)).all()
+    return out
+
+
+@lru_cache(maxsize=32)
+def _converters(dialect: Any, what: _RowInsert) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """The bind processors of ``what``'s columns that have one (on this dialect), with the
+    column's position."""
+    table = Base.metadata.tables[what.table]
+    found = [(i, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+             for i, name in enumerate(what.columns)]
+    return tuple((i, f) for i, f in found if f is not None)
+
+
+@lru_cache(maxsize=1024)
+def _row_insert_sql(what: _RowInsert, count: int, mark: str) -> str:
+    """The statement for ``count`` rows, with ``mark`` for each parameter (our table and
+    column names are plain lower-case words: nothing to quote)."""
+    row = "(" + ", ".join([mark] * len(what.columns)) + ")"
+    conflict = f" ON CONFLICT ({', '.join(what.conflict)}) DO NOTHING" if what.conflict else ""
+    return (f"INSERT INTO {what.table} ({', '.join(what.columns)}) "
+            f"VALUES {', '.join([row] * count)}{conflict} RETURNING {', '.join(what.returning)}")
+
+
+@dataclass(frozen=True)
 class _Hot:
     """The statements every poll that stores articles runs, built once per dialect: building
     a statement anew (and the ORM layer around it) cost ~4x what running it does."""
 
     stored: Any
-    articles: Any
     hit: Any
     by_url: Any
     joinable: Any
-    new_stories: Any
     catch_up: Any
 
 
@@ -390,8 +452,6 @@ def _hot_statements(dialect: str) -> _Hot:
                       articles.c.story_id)
         .where(articles.c.feed_id == bindparam("feed_id"),
                articles.c.entry_key.in_(bindparam("keys", expanding=True))),
-        articles=dml(articles).on_conflict_do_nothing(index_elements=["feed_id", "entry_key"])
-        .returning(articles.c.entry_key, articles.c.id),
         hit=dml(hits).on_conflict_do_nothing().returning(hits.c.id),
         by_url=select(articles.c.canonical_url, articles.c.story_id)
         .where(articles.c.canonical_url.in_(bindparam("urls", expanding=True)),
@@ -399,7 +459,6 @@ def _hot_statements(dialect: str) -> _Hot:
         joinable=select(stories.c.id)
         .where(stories.c.id.in_(bindparam("ids", expanding=True)),
                stories.c.created_at >= bindparam("since"), ~own),
-        new_stories=insert(stories).returning(stories.c.title, stories.c.id),
         catch_up=select(stories.c.id, stories.c.signature)
         .where(stories.c.id > bindparam("last_id"), stories.c.created_at >= bindparam("since"))
         .order_by(stories.c.id),
@@ -482,9 +541,8 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
                 rounds.append([])
             rounds[seen[title]].append(i)
         for members in rounds:
-            ids = {title: story_id for title, story_id in conn.execute(hot.new_stories, [
-                {"title": keys[i].title[:2000], "signature": keys[i].signature or None,
-                 "created_at": now} for i in members])}
+            ids = dict(_insert_rows(conn, _STORIES, [
+                (keys[i].title[:2000], keys[i].signature or None, now) for i in members]))
             for i in members:
                 result[i] = ids[keys[i].title[:2000]]
         # The index learns them once they are committed (``_stories_committed``).
