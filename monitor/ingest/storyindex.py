@@ -6,8 +6,9 @@ up a new article's ``NUM_BANDS`` bucket keys (``dedup.band_keys``) among those o
 stories of the last few days, and comparing its signature with theirs. Kept in SQL, the keys
 were 16 rows per new story written at random places of one B-tree (~270 of the ~360 µs a
 first poll spent storing an article), and reading the candidates' signatures back (a JSON
-list each) cost more than the rest of assigning a story. Here a new story costs a few dict
-entries and a row of an array, and ``near`` scores a poll's candidates in one NumPy pass.
+list each) cost more than the rest of assigning a story. Here a new story costs an insertion
+into a small sorted array and a row of another, and ``near`` scores a poll's candidates in
+one NumPy pass.
 
 The index is a cache of the ``stories`` table and nothing else: keys are derived from
 ``stories.signature``, which never changes once written; ``monitor.store.queries.
@@ -18,9 +19,8 @@ checked against the table (age, feed) before an article joins it, so a stale ent
 lookup, never a wrong join.
 
 Memory: 16 bytes a key in sorted numpy arrays (16 keys a story) and 256 bytes a signature,
-~26 MB for 50,000 stories, plus a dict of the keys added since the last merge (at most
-``MERGE_AT``). Stories below ``forget_before`` (out of the near-duplicate window) are
-dropped.
+~26 MB for 50,000 stories. Stories below ``forget_before`` (out of the near-duplicate window)
+are dropped.
 """
 
 from __future__ import annotations
