@@ -42,6 +42,13 @@ MAX_CHARS = 100_000
 CALL_TIMEOUT = 120.0
 """Seconds an NLP process gets for one call (NER of one poll's hits takes well under one;
 starting the process and loading its models, a few)."""
+NER_MAX_WORDS = 100_000
+"""Words (spaCy lexemes) the NER process may know before it is replaced by a fresh one.
+spaCy keeps every new word it meets (names, numbers, typos: its vocabulary and string store
+only grow, ~1.3 KB a word measured here), so a process that ran for months would grow without
+end; at this size it holds ~130 MB more than when it started."""
+NER_CHECK_EVERY = 100
+"""NER calls between two looks at the NER process's vocabulary."""
 
 Span = tuple[int, int, str]
 Verifier = Callable[[str, str, int, int], bool]
@@ -136,6 +143,11 @@ class Ner:
             return any(s < end and start < e and label in wanted for s, e, label in cache[field])
 
         return verify
+
+
+def vocabulary_size(_texts: Sequence[str]) -> int:
+    """In the NER process: how many words its model knows now (0 without a model)."""
+    return len(_nlp.vocab) if _nlp is not None else 0
 
 
 def _spans_here(texts: Sequence[str]) -> list[list[Span]]:
@@ -258,6 +270,7 @@ class NlpWorkers:
         self.ner_pool = SpawnedPool(1, _start_ner)
         self._ner: bool | None = None     # whether the worker has the NER model; None: unknown
         self._batched_spans = _Batched(self._spans_now)
+        self._ner_calls = 0
 
     def start(self) -> list[Future[object]]:
         """Start the processes and load their models now, without waiting (the futures are
@@ -289,7 +302,26 @@ class NlpWorkers:
         spans = self._call(self.ner_pool, find_spans, list(texts))
         if spans is None:
             raise RuntimeError("the NER process could not load its model")
+        self._ner_calls += 1
+        if self._ner_calls % NER_CHECK_EVERY == 0:
+            self._renew_if_grown()
         return spans
+
+    def _renew_if_grown(self) -> None:
+        """Replace the NER process once its vocabulary passes ``NER_MAX_WORDS``: the new one
+        is spawned and loads the model (~2 s) at once, and the next call waits for it; the
+        old one exits. (Calls come one at a time, through ``_Batched``.)"""
+        executor = self.ner_pool.get()
+        if executor is None:
+            return
+        try:
+            words = executor.submit(vocabulary_size, []).result(timeout=CALL_TIMEOUT)
+        except Exception:  # noqa: BLE001 - a broken or hung worker: the next call finds out
+            return
+        if words > NER_MAX_WORDS:
+            log.info("replacing the NER process: its vocabulary has grown to %d words", words)
+            self.ner_pool.discard(executor)
+            self.ner_pool.start()
 
     def _call(self, pool: SpawnedPool, fn: Callable[[list[str]], _T], texts: list[str]) -> _T:
         what = "language" if pool is self.languages_pool else "NER"

@@ -181,6 +181,38 @@ def test_polls_asking_at_once_share_ner_batches_with_the_same_entities(ner: nlp.
     assert sum(calls) == len(docs) and len(calls) < len(docs)
 
 
+def test_the_ner_process_is_renewed_when_its_vocabulary_has_grown(
+        ner: nlp.Ner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """spaCy's vocabulary only grows: past ``NER_MAX_WORDS`` a fresh NER process takes over,
+    answering the same, and the old one exits."""
+    from tests.procs import alive
+
+    texts = ["President Ilham Aliyev met Recep Tayyip Erdoğan in Ankara on Monday."]
+    process = nlp.NlpWorkers()
+    try:
+        remote = process.load()
+        assert remote is not None
+        monkeypatch.setattr(nlp, "NER_CHECK_EVERY", 2)
+        (first,) = process.ner_pool.processes
+        assert remote.spans(texts) == ner.spans(texts)
+        assert process.ner_pool.processes == [first], "not looked at yet"
+        monkeypatch.setattr(nlp, "NER_MAX_WORDS", 10**9)
+        assert remote.spans(texts) == ner.spans(texts)
+        assert process.ner_pool.processes == [first], "looked at, small enough"
+        monkeypatch.setattr(nlp, "NER_MAX_WORDS", 10)
+        for _ in range(2):
+            assert remote.spans(texts) == ner.spans(texts)
+        deadline = time.monotonic() + 30
+        while alive(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(first)
+        (second,) = process.ner_pool.processes
+        assert second != first
+        assert remote.spans(texts) == ner.spans(texts)
+    finally:
+        process.shutdown()
+
+
 def _loaded(texts: list[str]) -> tuple[bool, bool]:
     """In an NLP process: whether the language model is loaded, and whether NER is, multiplying
     with NumPy's BLAS capped at one thread."""
