@@ -358,6 +358,20 @@ class _AtLeast(NamedTuple):
 _Tree = _Leaf | _And | _Or | _Not | _Field | _Near | _AtLeast
 
 
+def _scoped_fields(tree: _Tree) -> set[str]:
+    """The fields that the ``field:`` parts of `tree` point its terms to (bare terms read the
+    text fields)."""
+    if isinstance(tree, _Field):
+        return {*_SCOPES[tree.field], *_scoped_fields(tree.item)}
+    if isinstance(tree, (_And, _Or)):
+        return set().union(*map(_scoped_fields, tree.items))
+    if isinstance(tree, (_Not, _AtLeast)):
+        return _scoped_fields(tree.item)
+    if isinstance(tree, _Near):
+        return _scoped_fields(tree.left) | _scoped_fields(tree.right)
+    return set()
+
+
 class _Compiler:
     """Shared state while compiling one rule set: entity groups and interned leaves."""
 
@@ -639,9 +653,15 @@ class DocIndex:
     @property
     def vocabulary(self) -> set[str]:
         """Every distinct folded word of the document, all fields together."""
+        return self.vocabulary_of(DOC_FIELDS)
+
+    def vocabulary_of(self, fields: Sequence[str]) -> set[str]:
+        """Every distinct folded word of `fields` together: those a rule set can look at
+        (``Matcher``), whose words alone can make a rule a candidate or a term absent. The
+        first call decides: the document's vocabulary is that one from then on."""
         if self._vocabulary is None:
             field = self.field
-            self._vocabulary = set().union(*(field(name).vocab for name in DOC_FIELDS))
+            self._vocabulary = set().union(*(field(name).vocab for name in fields))
         return self._vocabulary
 
     def found(self, leaf: _Leaf, scope: Scope) -> list[_Found]:
@@ -1168,6 +1188,10 @@ class Matcher:
         if errors:
             raise errors[0]
         self._rules = compiled
+        # The fields any rule can look at: a document's other fields are not even tokenised.
+        scoped = set().union(*(_scoped_fields(tree) for rule in compiled
+                               for tree in (rule.tree, rule.exclude_tree) if tree is not None))
+        self._fields = tuple(f for f in DOC_FIELDS if f in TEXT_FIELDS or f in scoped)
         self.rule_ids: tuple[str, ...] = tuple(rule.id for rule in rules)
         self._by_id: dict[str, int] = {}
         for i, rule in enumerate(compiled):
@@ -1378,7 +1402,7 @@ class Matcher:
     def match_index(self, index: DocIndex) -> list[RuleHit]:
         """`match` of the index's document, through an index the caller keeps (its fields'
         tokens serve the caller after matching: ``DocIndex.field``)."""
-        vocabulary = index.vocabulary
+        vocabulary = index.vocabulary_of(self._fields)
         candidates, prefix_words = self._candidates(vocabulary)
         if not candidates:
             return []

@@ -362,3 +362,26 @@ def test_negation_is_the_complement_and_evidence_points_into_the_text(
     for e in hits[0].matches:
         assert field_text(doc, e.field)[e.start : e.end] == e.text
         assert e.text
+
+
+def test_only_the_fields_some_rule_can_look_at_are_tokenised() -> None:
+    """Bare terms read the text fields; a document's author, source, URL and language are
+    tokenised only when some rule's ``field:`` points there, and then still match."""
+    from monitor.match.engine import DocIndex
+
+    doc = Document(title="Port news", body="Grain at the port", author="Leyla Mammadova",
+                   source="harbour-wire Harbour Wire", url="https://wire.example/grain")
+    text_only = Matcher([RuleSpec(id="grain", query="grain"),
+                         RuleSpec(id="t", query="title:port")], {})
+    index = DocIndex(doc, text_only.entities)
+    assert [h.rule_id for h in text_only.match_index(index)] == ["grain", "t"]
+    assert set(index._fields) == {"title", "summary", "body"}
+
+    by_author = Matcher([RuleSpec(id="grain", query="grain"),
+                         RuleSpec(id="leyla", query='author:mammadova AND NOT source:"tass"'),
+                         RuleSpec(id="wire", query="(grain NEAR/3 port) -(url:tass)")], {})
+    index = DocIndex(doc, by_author.entities)
+    assert sorted(h.rule_id for h in by_author.match_index(index)) == ["grain", "leyla", "wire"]
+    assert set(index._fields) == {"title", "summary", "body", "author", "source", "url"}
+    # a word only in an untokenised field makes no rule a candidate there
+    assert Matcher([RuleSpec(id="m", query="mammadova")], {}).match(doc) == []
