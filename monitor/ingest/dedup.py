@@ -480,8 +480,9 @@ def signatures(texts: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
 def pack(signatures: Sequence[Sequence[int]]) -> list[bytes]:
     """Signatures as they are stored (``stories.signature``) and sent between processes:
     ``NUM_PERM`` little-endian 32-bit values each, ``SIGNATURE_BYTES`` bytes (a JSON list
-    of the same numbers takes ~750, and reading it back ~30x as long). A signature of
-    another length (another scheme) packs to another length, which nothing matches."""
+    of the same numbers takes ~750 characters and ~7 µs to write or read; a poll's packed
+    signatures are read in one ``numpy.frombuffer``). A signature of another length
+    (another scheme) packs to another length, which nothing matches."""
     if all(len(s) == NUM_PERM for s in signatures):
         data = np.asarray(signatures, dtype="<u4").tobytes()
         return [data[i:i + SIGNATURE_BYTES] for i in range(0, len(data), SIGNATURE_BYTES)]
