@@ -145,7 +145,7 @@ class Ner:
         return verify
 
 
-def vocabulary_size(_texts: Sequence[str]) -> int:
+def vocabulary_size() -> int:
     """In the NER process: how many words its model knows now (0 without a model)."""
     return len(_nlp.vocab) if _nlp is not None else 0
 
@@ -315,7 +315,7 @@ class NlpWorkers:
         if executor is None:
             return
         try:
-            words = executor.submit(vocabulary_size, []).result(timeout=CALL_TIMEOUT)
+            words = executor.submit(vocabulary_size).result(timeout=CALL_TIMEOUT)
         except Exception:  # noqa: BLE001 - a broken or hung worker: the next call finds out
             return
         if words > NER_MAX_WORDS:

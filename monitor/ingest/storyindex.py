@@ -221,8 +221,12 @@ class BucketKeys:
 def bucket_keys(signatures: Sequence[bytes | None]) -> BucketKeys:
     """The LSH bucket keys of packed signatures (``dedup.pack``), computed once for a lookup
     and the index's later ``add_keyed``."""
-    rows = [i for i, s in enumerate(signatures) if s is not None and len(s) == SIGNATURE_BYTES]
-    packed = [s for s in signatures if s is not None and len(s) == SIGNATURE_BYTES]
+    rows: list[int] = []         # positions of the signatures of this scheme
+    packed: list[bytes] = []
+    for i, signature in enumerate(signatures):
+        if signature is not None and len(signature) == SIGNATURE_BYTES:
+            rows.append(i)
+            packed.append(signature)
     if not rows:
         return BucketKeys(len(signatures), [], np.empty((0, NUM_BANDS), dtype=np.uint64),
                           np.empty((0, NUM_PERM), dtype=np.uint32))
