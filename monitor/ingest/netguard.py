@@ -5,8 +5,9 @@ a remote server: neither may make the daemon talk to loopback, the LAN, link-loc
 or a cloud metadata endpoint unless the operator allowed it (``poll.allow_private_networks``).
 
 Addresses are checked after DNS resolution, on the addresses the socket then connects to:
-:class:`GuardedBackend` resolves the host itself (``loop.getaddrinfo``), refuses the
-connection if any address is not allowed, and connects to the checked address, never to the
+:class:`GuardedResolver` is the HTTP client's only resolver (its DNS cache off); it resolves
+the host itself (``loop.getaddrinfo``), refuses the connection if any address is not
+allowed, and hands the client the checked addresses, which it connects to, never to the
 name again. That closes DNS rebinding for direct connections (a name that resolves to a
 public address for the check and to a private one for the connect). TLS still verifies the
 certificate against the host name. What remains open: an operator-configured HTTP proxy
@@ -19,14 +20,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
-
-from monitor.ingest.aionet import AsyncioBackend
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -151,6 +149,15 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address of a legacy numeric IPv4 spelling (``2130706433``, ``0x7f000001``,
+    ``127.1``), which resolvers map onto an address without asking DNS."""
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     try:
@@ -188,7 +195,10 @@ class Guard:
                           f"only http and https are fetched")
         if not parts.hostname:
             raise Refused(f"refused: no host in {url!r}")
-        if (ip := _literal(parts.hostname)) is not None:
+        ip = _literal(parts.hostname)
+        if ip is None:
+            ip = _legacy_ipv4(parts.hostname)
+        if ip is not None:
             check_address(ip, self.allowance, parts.hostname)
 
     async def resolve(self, host: str, port: int) -> list[str]:
@@ -207,38 +217,21 @@ class Guard:
         return addresses
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that connects only to checked addresses."""
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for the fetcher: every address it gives was checked by the guard.
 
-    def __init__(self, guard: Guard, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    A refused name raises :class:`Refused`, which the client lets through; a name that does
+    not resolve raises ``OSError``, which it reports as a connection error."""
+
+    def __init__(self, guard: Guard) -> None:
         self._guard = guard
-        self._inner = inner or AsyncioBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await self._guard.resolve(host, port)
-        except Refused:
-            raise
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from None
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout,
-                                                     local_address=local_address,
-                                                     socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return [ResolveResult(hostname=host, host=address, port=port,
+                              family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                              proto=0, flags=socket.AI_NUMERICHOST)
+                for address in await self._guard.resolve(host, port)]
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
-        raise Refused("refused: unix sockets are not fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        """Nothing to release: resolving goes through the guard's resolver."""
