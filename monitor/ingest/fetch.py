@@ -307,7 +307,8 @@ class Fetcher:
 
     ``allow_private``: True allows every address, False (default) refuses loopback, private,
     link-local, CGNAT, multicast, reserved and metadata addresses, a list of networks allows
-    just those (``poll.allow_private_networks``). ``resolver`` replaces DNS (tests).
+    just those (``poll.allow_private_networks``). ``resolver`` replaces DNS and
+    ``ssl_context`` the certificate authorities of certifi (tests).
 
     aiohttp parses responses in C (llhttp): a fetch costs about a third of the CPU that httpx
     and h11 took. Connections are reused by the requests that queue for a host
@@ -316,11 +317,13 @@ class Fetcher:
 
     def __init__(self, *, timeout: timedelta, max_body: int, concurrency: int = 50,
                  per_host: int = 4, allow_private: AllowPrivate = False,
-                 resolver: Resolver | None = None) -> None:
+                 resolver: Resolver | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         seconds = timeout.total_seconds()
         self._timeout = seconds
         self._max_body = max_body
         self._concurrency = concurrency
+        self._ssl = ssl_context
         self._guard = Guard.build(allow_private, resolver)
         self._session: aiohttp.ClientSession | None = None
         self.cookies: aiohttp.CookieJar | None = None     # made with the session, on its loop
@@ -338,7 +341,7 @@ class Fetcher:
             connector = _Connector(
                 self._waiting, limit=self._concurrency, limit_per_host=0, use_dns_cache=False,
                 resolver=GuardedResolver(self._guard), keepalive_timeout=KEEPALIVE,
-                ssl=ssl.create_default_context(cafile=certifi.where()))
+                ssl=self._ssl or ssl.create_default_context(cafile=certifi.where()))
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=self.cookies,

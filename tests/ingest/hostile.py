@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 import time
 import zlib
@@ -42,9 +43,11 @@ class HostileServer:
     requests: list[Request] = field(default_factory=list)
     sent: Counter[str] = field(default_factory=Counter)     # body bytes written per path
     port: int = 0
+    tls: ssl.SSLContext | None = None                     # serve HTTPS with this context
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         self.routes[path] = handler
@@ -60,7 +63,8 @@ class HostileServer:
             asyncio.set_event_loop(self._loop)
 
             async def start() -> None:
-                self._server = await asyncio.start_server(self._serve, self.host, 0)
+                self._server = await asyncio.start_server(self._serve, self.host, 0,
+                                                          ssl=self.tls)
                 self.port = self._server.sockets[0].getsockname()[1]
                 ready.set()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ipaddress
+import ssl
 import time
 import tracemalloc
 import zlib
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import brotli
 import pytest
+import trustme
 
 from monitor.ingest.fetch import Fetcher, FetchError, FetchResult, parse_freshness
 from tests.ingest.hostile import (
@@ -241,6 +243,34 @@ def test_names_are_checked_after_resolution_and_connected_by_checked_address(
     assert result.content == FEED and server.requests[-1].headers["host"].startswith("ok.example")
     assert asked == ["feeds.example", "rebind.example", "ok.example"]
     assert server.hits["/feed"] == 1 and url
+
+
+def test_https_is_verified_against_the_name_while_connecting_to_the_checked_address() -> None:
+    """The guard hands the client addresses; TLS still checks the certificate against the
+    host name of the URL (SNI and verification), not against the address."""
+    ca = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("feeds.example").configure_cert(served)
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    with HostileServer(tls=served) as server:
+        server.route("/feed", static(FEED))
+        result = fetch(f"https://feeds.example:{server.port}/feed", resolver=resolver,
+                       ssl_context=trusted)
+        assert result.status == 200 and result.content == FEED
+        assert server.requests[-1].headers["host"] == f"feeds.example:{server.port}"
+        # The same server under another name: its certificate does not name that one.
+        error = fetch_error(f"https://other.example:{server.port}/feed", resolver=resolver,
+                            ssl_context=trusted)
+        assert str(error).startswith("cannot connect: ") and "certificate" in str(error)
+        # Nor is a certificate from an authority the fetcher does not trust accepted.
+        error = fetch_error(f"https://feeds.example:{server.port}/feed", resolver=resolver)
+        assert str(error).startswith("cannot connect: ") and "certificate" in str(error)
+        assert server.hits["/feed"] == 1
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed",
