@@ -363,13 +363,15 @@ class Fetcher:
     async def fetch(self, url: str, validators: Validators = Validators()) -> FetchResult:
         host = (urlsplit(url).hostname or "").lower()
         self._waiting[host] += 1
+        queued = True
         try:
             async with self._global, self._per_host[host]:
                 self._waiting[host] -= 1
+                queued = False
                 try:
                     # The total deadline also cuts off servers that drip bytes slowly.
                     async with asyncio.timeout(self._timeout):
-                        return await self._fetch(url, validators, host)
+                        return await self._fetch(url, validators)
                 except TimeoutError:
                     raise FetchError(f"timed out after {self._timeout:g}s") from None
                 except Refused as exc:
@@ -377,12 +379,12 @@ class Fetcher:
                 except aiohttp.ClientError as exc:
                     raise FetchError(_describe(exc)) from None
         finally:
-            if self._waiting[host] > 0 and not self._per_host[host].locked():
-                self._waiting[host] -= 1          # cancelled while it waited
+            if queued:                    # cancelled while it waited for its turn
+                self._waiting[host] -= 1
             if not self._waiting[host]:
                 del self._waiting[host]
 
-    async def _fetch(self, url: str, validators: Validators, host: str) -> FetchResult:
+    async def _fetch(self, url: str, validators: Validators) -> FetchResult:
         headers = {}
         if validators.etag:
             headers["If-None-Match"] = validators.etag

@@ -399,6 +399,25 @@ def test_connections_are_reused_per_host_and_idle_ones_stay_bounded() -> None:
     assert opened[hosts[-1]] == 1, "three requests queued for one host: one connection"
 
 
+def test_requests_cancelled_while_queued_for_a_host_leave_no_count_behind(
+        server: HostileServer) -> None:
+    """The count of requests queued per host (what keeps a connection open) stays right when
+    queued requests are cancelled, and is empty once nothing is queued."""
+    url = slow_drip(server, "/drip", every=0.05)
+
+    async def go(fetcher: Fetcher) -> tuple[int, dict[str, int]]:
+        tasks = [asyncio.create_task(fetcher.fetch(url)) for _ in range(4)]
+        await asyncio.sleep(0.3)          # one fetch reads the drip; three wait their turn
+        queued = fetcher._waiting["127.0.0.1"]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return queued, dict(fetcher._waiting)
+
+    queued, left = run(go, per_host=1)
+    assert queued == 3 and left == {}
+
+
 # --------------------------------------------------------------------------- cookies
 
 def test_a_cookie_set_before_a_redirect_is_sent_after_it(server: HostileServer) -> None:
