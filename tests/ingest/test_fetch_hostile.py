@@ -124,6 +124,22 @@ def test_undeclared_oversize_body_is_cut_while_streaming(server: HostileServer,
     assert bound.peak < 4 * MAX_BODY, f"peak {bound.peak} bytes"
 
 
+@pytest.mark.parametrize("shape", ["many-lines", "one-long-line"])
+def test_endless_headers_are_a_bounded_protocol_error(server: HostileServer, shape: str) -> None:
+    async def headers(request: Request, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n" + (b"X-Filler: " if shape == "one-long-line" else b""))
+        for n in range(100_000):
+            writer.write(b"X-Filler-%d: %s\r\n" % (n, b"a" * 100) if shape == "many-lines"
+                         else b"a" * 1000)
+            await writer.drain()
+
+    url = server.route("/headers", headers)
+    with Bounded() as bound:
+        error = fetch_error(url)
+    assert str(error).startswith("protocol error: ") and len(str(error)) <= 300
+    assert bound.seconds < 3 and bound.peak < 2 * MAX_BODY, f"peak {bound.peak} bytes"
+
+
 def test_lying_content_length_is_not_trusted(server: HostileServer) -> None:
     url = endless(server, "/liar", chunked=False, declared=1000)
     # The parser stops at the declared length: the body is what it declared, never more;
