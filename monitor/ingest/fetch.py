@@ -290,7 +290,8 @@ class _Connector(aiohttp.TCPConnector):
     connections never pile up, whatever the number of hosts: a feed host is asked again
     minutes later, when a kept connection would have gone stale anyway.
 
-    (``_release`` is aiohttp's hook for a connection coming back: stable through 3.x.)"""
+    (``_release`` is the connector's hook for a connection coming back, ``should_close`` its
+    way to close one instead of pooling it; aiohttp is pinned below 4.)"""
 
     def __init__(self, waiting: Mapping[str, int], **options: Any) -> None:
         super().__init__(**options)
