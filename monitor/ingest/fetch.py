@@ -17,8 +17,9 @@ Guarantees (SPEC §5):
 * ``Retry-After`` on 429/503 is reported as ``FetchError.retry_after`` (seconds);
   ``Cache-Control: max-age`` / ``Expires`` as ``FetchResult.freshness``.
 * Cookies are kept, as a browser keeps them (some feed hosts set one to pass a consent or bot
-  check and redirect back), but at most ``MAX_COOKIES`` of them: a server that sets a new
-  cookie on every answer cannot grow the daemon's memory.
+  check and redirect back), but at most ``MAX_COOKIES`` of them after each response (and a
+  response sets at most 128, aiohttp's cap on headers): a server that sets a new cookie on
+  every answer cannot grow the daemon's memory.
 """
 
 from __future__ import annotations
