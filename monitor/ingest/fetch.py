@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin
 
 import aiohttp
 import certifi
+from yarl import URL
 
 from monitor import __version__
 from monitor.ingest.netguard import AllowPrivate, Guard, GuardedResolver, Refused, Resolver
@@ -363,7 +364,7 @@ class Fetcher:
             await self._session.close()
 
     async def fetch(self, url: str, validators: Validators = Validators()) -> FetchResult:
-        host = (urlsplit(url).hostname or "").lower()
+        host = _host(url)
         self._waiting[host] += 1
         queued = True
         try:
@@ -489,6 +490,15 @@ class Fetcher:
     def _too_big(self, status: int, encoding: str | None) -> FetchError:
         what = f"decoded {encoding} body" if encoding else "body"
         return FetchError(f"{what} exceeds max_body {format_size(self._max_body)}", status=status)
+
+
+def _host(url: str) -> str:
+    """The URL's host as aiohttp keys its connections (IDNA, lower case); "" when it has none
+    or cannot be read (the guard then says why)."""
+    try:
+        return (URL(url).raw_host or "").lower()
+    except (TypeError, ValueError):
+        return ""
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

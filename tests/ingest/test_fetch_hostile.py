@@ -363,8 +363,9 @@ def test_gzip_members_are_joined_and_trailing_garbage_ignored(server: HostileSer
 
 
 def test_connections_are_reused_per_host_and_idle_ones_stay_bounded() -> None:
-    """A connection is kept for the requests that queue for its host (per_host=1 here), and
-    idle connections do not pile up whatever the number of hosts."""
+    """A connection is kept for the requests that queue for its host (per_host=1 here; the
+    host named in Unicode, as a feed URL may be), and idle connections do not pile up
+    whatever the number of hosts."""
     hosts = [f"127.0.0.{i}" for i in range(2, 43)]   # the last one: for keep-alive
     opened: dict[str, int] = {}
     open_now = 0
@@ -390,12 +391,17 @@ def test_connections_are_reused_per_host_and_idle_ones_stay_bounded() -> None:
             return handle
 
         servers = [await asyncio.start_server(serve(h), h, 0) for h in hosts]
-        urls = [f"http://{h}:{s.sockets[0].getsockname()[1]}/feed.xml"
-                for h, s in zip(hosts, servers, strict=True)]
+        ports = [s.sockets[0].getsockname()[1] for s in servers]
+        many = [f"http://{h}:{p}/feed.xml" for h, p in zip(hosts[:-1], ports, strict=False)]
+        single = f"http://Bücher.example:{ports[-1]}/feed.xml"
+
+        async def resolver(host: str, port: int) -> list[str]:
+            return {"xn--bcher-kva.example": [hosts[-1]]}[host]
+
         fetcher = Fetcher(timeout=timedelta(seconds=5), max_body=MAX_BODY, concurrency=8,
-                          per_host=1, allow_private=[ipaddress.ip_network("127.0.0.0/8")])
+                          per_host=1, allow_private=[ipaddress.ip_network("127.0.0.0/8")],
+                          resolver=resolver)
         try:
-            *many, single = urls
             for _ in range(3):
                 results = await asyncio.gather(*(fetcher.fetch(u) for u in many))
                 assert all(r.content == FEED for r in results)
