@@ -232,6 +232,6 @@ def bucket_keys(signatures: Sequence[bytes | None]) -> BucketKeys:
                           np.empty((0, NUM_PERM), dtype=np.uint32))
     array = np.frombuffer(b"".join(packed), dtype="<u4").reshape(-1, NUM_PERM)
     keep = ~is_empty(array)
-    array = array[keep].astype(np.uint32)
+    array = array[keep].astype(np.uint32, copy=False)     # the mask copied it already
     return BucketKeys(len(signatures), [i for i, k in zip(rows, keep.tolist(), strict=True) if k],
                       band_keys(array), array)
