@@ -512,7 +512,7 @@ def assign_stories(session: Session, *, feed_id: str, keys: Sequence[StoryKey], 
         for url, story_id in conn.execute(hot.by_url, {"urls": list(chunk)}):
             by_url.setdefault(url, story_id)
 
-    keyed = bucket_keys([k.signature if k.canonical_url not in by_url else () for k in keys])
+    keyed = bucket_keys([k.signature if k.canonical_url not in by_url else None for k in keys])
     near = index.near(keyed, threshold)
     # Similar stories are rare; the table says which of them an article may join (recent
     # enough, none of this feed's articles in it).
